@@ -1,0 +1,11 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Thin ``bpy.types.Operator``s under ``bpy.ops.standin.*``, one module per area."""
+
+import bpy
+
+from . import blocking, characters, project, shots
+
+_AREAS = (project, characters, blocking, shots)
+classes = tuple(cls for area in _AREAS for cls in area.classes)
+
+register, unregister = bpy.utils.register_classes_factory(classes)
