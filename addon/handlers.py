@@ -1,10 +1,54 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Blender app handlers: check shots after a file loads (placeholder until shots land)."""
+"""Blender app handlers: keep shots honest after a file loads and after the scene changes.
+
+A shot whose camera was deleted is marked broken (with what to do) instead of failing later;
+its marker is dropped so playback does not cut to a camera that is gone.
+"""
+
+import bpy
+from bpy.app.handlers import persistent
+
+from . import shots
+
+
+def check_scene(scene) -> list[str]:
+    """Validate the scene's shots and re-sync its markers when anything changed."""
+    data = scene.standin
+    if not len(data.shots):
+        return []
+    before = [(s.status, s.problem) for s in data.shots]
+    problems = shots.validate_shots(scene)
+    if before != [(s.status, s.problem) for s in data.shots]:
+        shots.sync_markers(scene)
+    return problems
+
+
+@persistent
+def _on_load_post(*_args):
+    for scene in bpy.data.scenes:
+        check_scene(scene)
+
+
+@persistent
+def _on_depsgraph_update_post(scene, _depsgraph=None):
+    # Cheap: only pointer checks; writes only when a shot's state really changes.
+    if any(s.status == "BROKEN" or shots.camera_problem(scene, s) for s in scene.standin.shots):
+        check_scene(scene)
+
+
+_HANDLERS = (
+    (bpy.app.handlers.load_post, _on_load_post),
+    (bpy.app.handlers.depsgraph_update_post, _on_depsgraph_update_post),
+)
 
 
 def register():
-    pass
+    for handler_list, function in _HANDLERS:
+        if function not in handler_list:
+            handler_list.append(function)
 
 
 def unregister():
-    pass
+    for handler_list, function in _HANDLERS:
+        if function in handler_list:
+            handler_list.remove(function)
