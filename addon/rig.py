@@ -12,7 +12,7 @@ import math
 import bpy
 from mathutils import Vector
 
-from . import framing, mannequin, poses
+from . import animation, framing, mannequin, poses
 
 CHARACTER_PROP = "standin_character"
 HEIGHT_PROP = "standin_height"
@@ -134,6 +134,20 @@ def create_stand_in(scene, name: str, height: float = 1.75, color=(0.8, 0.3, 0.2
     return armature_obj
 
 
+def set_color(armature, color) -> None:
+    """Recolour a stand-in: its material (render and viewport) and its body's object colour."""
+    body = body_of(armature)
+    if body is None:
+        return
+    color = tuple(float(c) for c in color) + ((1.0,) if len(color) == 3 else ())
+    body.color = color
+    for material in body.data.materials:
+        material.diffuse_color = color
+        for node in material.node_tree.nodes if material.node_tree else ():
+            if node.type == "BSDF_PRINCIPLED":
+                node.inputs["Base Color"].default_value = color
+
+
 def head_target(armature) -> bpy.types.Object:
     """An Empty between the stand-in's eyes that moves with its head, for ``look_at`` or a camera.
 
@@ -183,26 +197,16 @@ def remove_stand_in(armature) -> None:
 # --- posing -------------------------------------------------------------------------------
 
 
-def _channelbag(armature):
-    """The F-curve container of the armature's assigned action slot (4.4+ layered actions), or None."""
-    from bpy_extras import anim_utils
-
-    animation = armature.animation_data
-    if animation is None or animation.action is None:
-        return None
-    return anim_utils.action_get_channelbag_for_slot(animation.action, animation.action_slot)
-
-
 def pose_fcurves(armature) -> list:
     """The F-curves animating the stand-in's pose bones."""
-    channelbag = _channelbag(armature)
+    channelbag = animation.channelbag(armature)
     if channelbag is None:
         return []
     return [fc for fc in channelbag.fcurves if fc.data_path.startswith(_POSE_PATH_PREFIX)]
 
 
 def _clear_pose_animation(armature) -> None:
-    channelbag = _channelbag(armature)
+    channelbag = animation.channelbag(armature)
     for fcurve in pose_fcurves(armature):
         channelbag.fcurves.remove(fcurve)
 

@@ -10,10 +10,9 @@ so scrubbing or playing the timeline cuts from camera to camera like an edit. Th
 from __future__ import annotations
 
 import bpy
-from bpy_extras import anim_utils
 from mathutils import Matrix
 
-from . import camera_moves, formats, framing, shot_names
+from . import animation, camera_moves, formats, framing, rig, shot_names
 
 CAMERA_COLLECTION = "StandIn Cameras"
 DEFAULT_DURATION = 48
@@ -308,8 +307,6 @@ def jump_to_shot(scene, shot) -> None:
 
 def subjects_of(scene, shot) -> list[framing.Subject]:
     """The framing subjects of a shot, read off its characters' stand-ins at its first frame."""
-    from . import rig  # TEMP-DEV-GUARD: top-level once rig.py lands
-
     data = scene.standin
     subjects = []
     for entry in shot.subjects:
@@ -392,20 +389,5 @@ def apply_camera_keys(camera, placement: framing.CameraPlacement, keys) -> None:
         if zooms:
             camera.data.lens = key.lens_mm
             camera.data.keyframe_insert("lens", frame=key.frame)
-    _set_linear(camera)
-    _set_linear(camera.data)
-
-
-def _fcurves(anim):
-    """F-curves of an ID's action through its slot (the layered-action API of 4.4+ and 5.x)."""
-    bag = anim_utils.action_get_channelbag_for_slot(anim.action, anim.action_slot)
-    return list(bag.fcurves) if bag is not None else []
-
-
-def _set_linear(owner) -> None:
-    anim = owner.animation_data
-    if anim is None or anim.action is None:
-        return
-    for curve in _fcurves(anim):
-        for point in curve.keyframe_points:
-            point.interpolation = "LINEAR"
+    animation.set_interpolation(camera)
+    animation.set_interpolation(camera.data)

@@ -126,14 +126,10 @@ def _seat_for(scene, stand_in, candidates):
     return seats[0] if seats else None
 
 
-class STANDIN_OT_pose_apply(bpy.types.Operator):
-    """Pose the selected stand-ins from the pose library (keyed at the current frame)"""
+class _OnSelectedStandIns:
+    """Mixin of the operators that act on the selected stand-ins."""
 
-    bl_idname = "standin.pose_apply"
-    bl_label = "Apply Pose"
     bl_options = {"REGISTER", "UNDO"}
-
-    pose: EnumProperty(name="Pose", items=[tuple(p[:3]) for p in poses.POSES])
 
     @classmethod
     def poll(cls, context):
@@ -141,6 +137,14 @@ class STANDIN_OT_pose_apply(bpy.types.Operator):
             cls.poll_message_set("Select a stand-in first (add one from the Cast panel)")
             return False
         return True
+
+
+class STANDIN_OT_pose_apply(_OnSelectedStandIns, bpy.types.Operator):
+    """Pose the selected stand-ins from the pose library (keyed at the current frame)"""
+
+    bl_idname = "standin.pose_apply"
+    bl_label = "Apply Pose"
+    pose: EnumProperty(name="Pose", items=[tuple(p[:3]) for p in poses.POSES])
 
     @reports_errors
     def execute(self, context):
@@ -158,21 +162,12 @@ class STANDIN_OT_pose_apply(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class STANDIN_OT_look_at(bpy.types.Operator):
+class STANDIN_OT_look_at(_OnSelectedStandIns, bpy.types.Operator):
     """Make the selected stand-ins look at the active object (select them, then Shift-click the target)"""
 
     bl_idname = "standin.look_at"
     bl_label = "Look At"
-    bl_options = {"REGISTER", "UNDO"}
-
     clear: BoolProperty(name="Stop looking", default=False, description="Remove the look-at instead")
-
-    @classmethod
-    def poll(cls, context):
-        if not selected_stand_ins(context):
-            cls.poll_message_set("Select a stand-in first")
-            return False
-        return True
 
     @reports_errors
     def execute(self, context):

@@ -8,11 +8,17 @@ from ..addon import camera_moves, formats, framing, shots
 from .common import character_of, reports_errors, selected_stand_ins
 
 
-def _has_active_shot(cls, context) -> bool:
-    if context.scene.standin.active_shot is None:
-        cls.poll_message_set("No shot is selected in the shot list: add one with 'New Shot'")
-        return False
-    return True
+class _OnActiveShot:
+    """Mixin of the shot list's actions: undoable, and only when a shot is selected."""
+
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        if context.scene.standin.active_shot is None:
+            cls.poll_message_set("No shot is selected in the shot list: add one with 'New Shot'")
+            return False
+        return True
 
 
 class STANDIN_OT_shot_add(bpy.types.Operator):
@@ -88,17 +94,12 @@ def _place_at_view(context, shot) -> None:
         shot.camera.location = context.scene.cursor.location
 
 
-class STANDIN_OT_shot_reframe(bpy.types.Operator):
+class STANDIN_OT_shot_reframe(_OnActiveShot, bpy.types.Operator):
     """Frame the active shot's subjects again with its size, lens, angle and move
     (makes a new camera if its camera was deleted)"""
 
     bl_idname = "standin.shot_reframe"
     bl_label = "Re-frame Shot"
-    bl_options = {"REGISTER", "UNDO"}
-
-    @classmethod
-    def poll(cls, context):
-        return _has_active_shot(cls, context)
 
     @reports_errors
     def execute(self, context):
@@ -121,16 +122,11 @@ class STANDIN_OT_shot_reframe(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class STANDIN_OT_shot_duplicate(bpy.types.Operator):
+class STANDIN_OT_shot_duplicate(_OnActiveShot, bpy.types.Operator):
     """Duplicate the active shot (settings and camera move) at the end of the timeline"""
 
     bl_idname = "standin.shot_duplicate"
     bl_label = "Duplicate Shot"
-    bl_options = {"REGISTER", "UNDO"}
-
-    @classmethod
-    def poll(cls, context):
-        return _has_active_shot(cls, context)
 
     @reports_errors
     def execute(self, context):
@@ -139,16 +135,11 @@ class STANDIN_OT_shot_duplicate(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class STANDIN_OT_shot_remove(bpy.types.Operator):
+class STANDIN_OT_shot_remove(_OnActiveShot, bpy.types.Operator):
     """Remove the active shot and its camera"""
 
     bl_idname = "standin.shot_remove"
     bl_label = "Remove Shot"
-    bl_options = {"REGISTER", "UNDO"}
-
-    @classmethod
-    def poll(cls, context):
-        return _has_active_shot(cls, context)
 
     @reports_errors
     def execute(self, context):
@@ -158,18 +149,12 @@ class STANDIN_OT_shot_remove(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class STANDIN_OT_shot_move(bpy.types.Operator):
+class STANDIN_OT_shot_move(_OnActiveShot, bpy.types.Operator):
     """Move the active shot up or down in the edit order"""
 
     bl_idname = "standin.shot_move"
     bl_label = "Move Shot"
-    bl_options = {"REGISTER", "UNDO"}
-
     direction: EnumProperty(items=(("UP", "Up", ""), ("DOWN", "Down", "")))
-
-    @classmethod
-    def poll(cls, context):
-        return _has_active_shot(cls, context)
 
     @reports_errors
     def execute(self, context):
@@ -177,18 +162,12 @@ class STANDIN_OT_shot_move(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class STANDIN_OT_shot_jump(bpy.types.Operator):
+class STANDIN_OT_shot_jump(_OnActiveShot, bpy.types.Operator):
     """Go to the shot: playhead on its first frame, looking through its camera"""
 
     bl_idname = "standin.shot_jump"
     bl_label = "Jump to Shot"
-    bl_options = {"REGISTER", "UNDO"}
-
     index: IntProperty(name="Shot", default=-1, description="Index in the shot list; -1 for the active shot")
-
-    @classmethod
-    def poll(cls, context):
-        return _has_active_shot(cls, context)
 
     @reports_errors
     def execute(self, context):
@@ -209,18 +188,12 @@ class STANDIN_OT_shot_jump(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class STANDIN_OT_shot_rename(bpy.types.Operator):
+class STANDIN_OT_shot_rename(_OnActiveShot, bpy.types.Operator):
     """Rename the active shot (SQ010_SH0010 form, unique), its marker and camera follow"""
 
     bl_idname = "standin.shot_rename"
     bl_label = "Rename Shot"
-    bl_options = {"REGISTER", "UNDO"}
-
     new_name: StringProperty(name="New name")
-
-    @classmethod
-    def poll(cls, context):
-        return _has_active_shot(cls, context)
 
     def invoke(self, context, event):
         self.new_name = context.scene.standin.active_shot.name

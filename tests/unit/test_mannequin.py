@@ -6,6 +6,7 @@ import collections
 import numpy as np
 import pytest
 
+import mesh_topology
 from standin.addon import mannequin, poses
 
 ADULT = 1.75
@@ -122,21 +123,7 @@ def body(adult):
 
 def _pieces(body):
     """Vertex-index sets of the connected pieces of the mesh."""
-    parent = list(range(len(body.verts)))
-
-    def find(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for face in body.faces:
-        for v in face[1:]:
-            parent[find(v)] = find(face[0])
-    pieces = collections.defaultdict(set)
-    for v in range(len(body.verts)):
-        pieces[find(v)].add(v)
-    return list(pieces.values())
+    return mesh_topology.shell_vertices(body.verts, body.faces)
 
 
 def test_body_has_a_segment_per_body_part(body, adult):

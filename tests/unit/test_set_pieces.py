@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 
+import mesh_topology
 from standin.addon import set_pieces
 from standin.addon.set_pieces import PIECES, build_piece
 
@@ -73,22 +74,7 @@ def is_inside(piece, point) -> bool:
 
 
 def shells(piece) -> list[list[int]]:
-    """Face indices grouped into connected pieces of surface."""
-    parent = list(range(len(piece.verts)))
-
-    def root(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for face in piece.faces:
-        for vertex in face[1:]:
-            parent[root(vertex)] = root(face[0])
-    groups: dict[int, list[int]] = {}
-    for index, face in enumerate(piece.faces):
-        groups.setdefault(root(face[0]), []).append(index)
-    return list(groups.values())
+    return mesh_topology.shells(piece.verts, piece.faces)
 
 
 def signed_volume(piece, face_indices) -> float:
