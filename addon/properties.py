@@ -51,6 +51,17 @@ def apply_picture_format(scene) -> None:
     scene.render.fps_base = rate.fps_base
 
 
+#: Paths may be relative to the .blend ('//'), so a moved project folder keeps working.
+_RELATIVE_PATH = {"PATH_SUPPORTS_BLEND_RELATIVE"}
+
+
+def _recolor_stand_in(self, context):
+    if self.stand_in is not None:
+        from . import rig
+
+        rig.set_color(self.stand_in, self.color)
+
+
 def _is_armature(self, obj):
     return obj.type == "ARMATURE"
 
@@ -106,6 +117,7 @@ class StandInProject(PropertyGroup):
         description="Where passes, takes and animatics go; '//' means next to the .blend",
         default="//standin/",
         subtype="DIR_PATH",
+        options=_RELATIVE_PATH,
     )
 
 
@@ -123,6 +135,7 @@ class StandInCharacter(PropertyGroup):
         min=0.0,
         max=1.0,
         default=(0.8, 0.3, 0.2, 1.0),
+        update=_recolor_stand_in,
     )
     height: FloatProperty(
         name="Height",
@@ -139,6 +152,7 @@ class StandInCharacter(PropertyGroup):
         name="Reference",
         description="Reference image for a bit part without a LoRA (IP-Adapter)",
         subtype="FILE_PATH",
+        options=_RELATIVE_PATH,
     )
     stand_in: PointerProperty(
         name="Stand-in",
