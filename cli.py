@@ -5,6 +5,7 @@
 """
 
 import argparse
+import os
 import pathlib
 import sys
 
@@ -32,11 +33,19 @@ def _start_blender():
 
 
 def run_demo(out: pathlib.Path, preview_width: int = 960) -> int:
+    out = out.resolve()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".standin-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        print(f"standin: cannot write to {out}: {error.strerror or error}. Pick another --out folder.",
+              file=sys.stderr)
+        return 1
     bpy = _start_blender()
     from .addon import demo, preview
 
-    out = out.resolve()
-    out.mkdir(parents=True, exist_ok=True)
     scene = bpy.context.scene
     summary = demo.build_demo(scene)
     blend = out / "scene.blend"
@@ -63,5 +72,20 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
+def console_main() -> None:
+    """Entry point of the ``standin`` console script.
+
+    Once Blender is loaded, leave with ``os._exit``: the Blender 4.5 module hangs in interpreter
+    shutdown (after its leak report) when its output is not a terminal, which would stall
+    scripts and render farms that run this command.
+    """
+    code = main()
+    if "bpy" in sys.modules:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

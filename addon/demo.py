@@ -26,20 +26,25 @@ class DemoSummary:
 
 
 def _room(scene) -> list[str]:
-    """A 6 × 5 m kitchen: floor, four walls (a door and a window), a table and two chairs."""
+    """A kitchen set open on two sides for the cameras: floor, a back wall with a window, a side
+    wall with a door, a table and two chairs."""
     pieces = [
-        blocking.add_piece(scene, "floor", name="Floor", size_x=8.0, size_y=7.0),
-        blocking.add_piece(scene, "wall", name="Wall back", location=(0, 2.5, 0),
-                           **blocking.wall_params(6.0, 2.7, door=False, window=True)),
-        blocking.add_piece(scene, "wall", name="Wall left", location=(-3.0, 0, 0), rotation_z_deg=90,
-                           **blocking.wall_params(5.0, 2.7, door=True, window=False)),
-        blocking.add_piece(scene, "wall", name="Wall right", location=(3.0, 0, 0), rotation_z_deg=90,
-                           **blocking.wall_params(5.0, 2.7, door=False, window=False)),
-        blocking.add_piece(scene, "table", name="Table", location=(0, 0.6, 0)),
-        blocking.add_piece(scene, "chair", name="Chair Theo", location=(0.55, 1.45, 0), rotation_z_deg=180),
-        blocking.add_piece(scene, "chair", name="Chair spare", location=(-0.55, 1.45, 0), rotation_z_deg=180),
+        blocking.add_piece(scene, "floor", name="Floor", width=9.0, depth=8.0),
+        blocking.add_piece(scene, "wall", name="Wall back", location=(0, 3.0, 0),
+                           **blocking.wall_params(7.0, 2.7, with_door=False, with_window=True)),
+        blocking.add_piece(scene, "wall", name="Wall left", location=(-3.5, 0.5, 0), rotation_z_deg=90,
+                           **blocking.wall_params(5.0, 2.7, with_door=True, with_window=False)),
+        blocking.add_piece(scene, "table", name="Table", location=(0, 1.0, 0)),
+        blocking.add_piece(scene, "chair", name="Chair Theo", location=(0.2, 1.75, 0), rotation_z_deg=-20),
+        blocking.add_piece(scene, "chair", name="Chair spare", location=(-0.6, 1.75, 0)),
     ]
     return [p.name for p in pieces]
+
+
+def _world(scene) -> None:
+    world = bpy.data.worlds.get("StandIn World") or bpy.data.worlds.new("StandIn World")
+    world.color = (0.32, 0.34, 0.38)
+    scene.world = world
 
 
 def build_demo(scene) -> DemoSummary:
@@ -57,10 +62,12 @@ def build_demo(scene) -> DemoSummary:
                         seed=1234)
     summary.pieces = _room(scene)
 
+    _world(scene)
+    # Staged for an open front (-Y): Theo sits behind the table facing out, Mara stands at its end.
     mara = add_character(scene, "Mara", "woman in her forties, short grey hair, red raincoat",
-                         color=(0.85, 0.25, 0.2, 1.0), height=1.68, location=(-0.4, -0.55, 0), facing_deg=200)
+                         color=(0.85, 0.25, 0.2, 1.0), height=1.68, location=(-1.3, 0.7, 0), facing_deg=120)
     theo = add_character(scene, "Theo", "young man, curly dark hair, blue denim jacket",
-                         color=(0.2, 0.45, 0.85, 1.0), height=1.82, location=(0.55, 1.45, 0), facing_deg=180)
+                         color=(0.2, 0.45, 0.85, 1.0), height=1.82, location=(0.2, 1.75, 0), facing_deg=-20)
     summary.characters = [mara.name, theo.name]
     chair = bpy.data.objects["Chair Theo"]
     rig.apply_pose(theo.stand_in, "sit", frame=1,

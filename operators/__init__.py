@@ -3,14 +3,9 @@
 
 import bpy
 
-from . import blocking, project, shots
+from . import blocking, characters, project, shots
 
-# TEMP-DEV-GUARD
-try:
-    from . import characters
-except ImportError:
-    characters = None
-_AREAS = tuple(a for a in (project, characters, blocking, shots) if a is not None)
+_AREAS = (project, characters, blocking, shots)
 classes = tuple(cls for area in _AREAS for cls in area.classes)
 
 register, unregister = bpy.utils.register_classes_factory(classes)

@@ -3,14 +3,9 @@
 
 import bpy
 
-from . import camera, project, set, shots
+from . import camera, cast, project, set, shots
 
-# TEMP-DEV-GUARD
-try:
-    from . import cast
-except ImportError:
-    cast = None
-_AREAS = tuple(a for a in (project, cast, set, shots, camera) if a is not None)
+_AREAS = (project, cast, set, shots, camera)
 classes = tuple(cls for area in _AREAS for cls in area.classes)
 
 register, unregister = bpy.utils.register_classes_factory(classes)
