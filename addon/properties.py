@@ -62,6 +62,13 @@ def _recolor_stand_in(self, context):
         rig.set_color(self.stand_in, self.color)
 
 
+def _sync_cut(self, context):
+    """A shot's range or camera changed: move its marker so the cut follows."""
+    from . import shots
+
+    shots.sync_markers(self.id_data)
+
+
 def _is_armature(self, obj):
     return obj.type == "ARMATURE"
 
@@ -187,9 +194,9 @@ class StandInSubject(PropertyGroup):
 
 class StandInShot(PropertyGroup):
     # ``name`` is the shot name, SQ010_SH0010 style.
-    camera: PointerProperty(name="Camera", type=bpy.types.Object, poll=_is_camera)
-    frame_start: IntProperty(name="Start", default=1, min=0)
-    frame_end: IntProperty(name="End", default=48, min=0)
+    camera: PointerProperty(name="Camera", type=bpy.types.Object, poll=_is_camera, update=_sync_cut)
+    frame_start: IntProperty(name="Start", default=1, min=0, update=_sync_cut)
+    frame_end: IntProperty(name="End", default=48, min=0, update=_sync_cut)
     shot_size: EnumProperty(
         name="Shot size",
         items=[(s.key, s.label, s.abbreviation) for s in framing.SHOT_SIZES],

@@ -99,3 +99,17 @@ def test_duplicate_names_are_refused_or_flagged(scene):
     second.name = "SQ010_SH0010"  # what a user typing in the list can do
     problems = shots.validate_shots(scene)
     assert any("Two shots are named SQ010_SH0010" in p for p in problems)
+
+
+@pytest.mark.bpy45
+def test_editing_a_shots_range_or_camera_moves_the_cut(scene):
+    first = shots.add_shot(scene, duration=24)
+    second = shots.add_shot(scene, duration=24)
+    second.frame_start = 30
+    assert scene.timeline_markers[second.name].frame == 30
+    spare = bpy.data.objects.new("Spare camera", bpy.data.cameras.new("Spare camera"))
+    scene.collection.objects.link(spare)
+    first.camera = spare
+    assert scene.timeline_markers[first.name].camera == spare
+    scene.frame_set(10)
+    assert scene.camera == spare
