@@ -4,7 +4,7 @@
 import bpy
 
 from ..addon import poses
-from .common import StandInPanel
+from .common import StandInPanel, list_with_buttons
 
 
 class STANDIN_UL_cast(bpy.types.UIList):
@@ -23,11 +23,8 @@ class STANDIN_PT_cast(StandInPanel, bpy.types.Panel):
     def draw(self, context):
         layout = self.layout
         data = context.scene.standin
-        row = layout.row()
-        row.template_list("STANDIN_UL_cast", "", data, "cast", data, "cast_index", rows=3)
-        col = row.column(align=True)
-        col.operator("standin.character_add", icon="ADD", text="")
-        col.operator("standin.character_remove", icon="REMOVE", text="")
+        list_with_buttons(layout, "STANDIN_UL_cast", data, "cast", "cast_index",
+                          "standin.character_add", "standin.character_remove")
         character = data.active_character
         if character is not None:
             box = layout.box()

@@ -4,7 +4,7 @@
 import bpy
 
 from ..addon import set_pieces
-from .common import StandInPanel
+from .common import StandInPanel, list_with_buttons
 
 
 class STANDIN_UL_sets(bpy.types.UIList):
@@ -19,11 +19,8 @@ class STANDIN_PT_set(StandInPanel, bpy.types.Panel):
     def draw(self, context):
         layout = self.layout
         data = context.scene.standin
-        row = layout.row()
-        row.template_list("STANDIN_UL_sets", "", data, "sets", data, "set_index", rows=2)
-        col = row.column(align=True)
-        col.operator("standin.set_add", icon="ADD", text="")
-        col.operator("standin.set_remove", icon="REMOVE", text="")
+        list_with_buttons(layout, "STANDIN_UL_sets", data, "sets", "set_index",
+                          "standin.set_add", "standin.set_remove", rows=2)
         active = data.active_set
         if active is not None:
             layout.prop(active, "prompt")

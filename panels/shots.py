@@ -3,7 +3,7 @@
 
 import bpy
 
-from .common import StandInPanel
+from .common import StandInPanel, list_with_buttons
 
 _STATUS_ICONS = {"BLOCKING": "GREASEPENCIL", "READY": "CHECKMARK", "GENERATED": "IMAGE_DATA",
                  "FINAL": "SOLO_ON", "BROKEN": "ERROR"}
@@ -27,11 +27,8 @@ class STANDIN_PT_shots(StandInPanel, bpy.types.Panel):
         layout = self.layout
         data = context.scene.standin
         layout.operator("standin.shot_add", icon="ADD")
-        row = layout.row()
-        row.template_list("STANDIN_UL_shots", "", data, "shots", data, "shot_index", rows=4)
-        col = row.column(align=True)
-        col.operator("standin.shot_duplicate", icon="DUPLICATE", text="")
-        col.operator("standin.shot_remove", icon="REMOVE", text="")
+        col = list_with_buttons(layout, "STANDIN_UL_shots", data, "shots", "shot_index",
+                                "standin.shot_duplicate", "standin.shot_remove", rows=4, add_icon="DUPLICATE")
         col.separator()
         col.operator("standin.shot_move", icon="TRIA_UP", text="").direction = "UP"
         col.operator("standin.shot_move", icon="TRIA_DOWN", text="").direction = "DOWN"
