@@ -119,6 +119,16 @@ class StandInProject(PropertyGroup):
         description="Bearer token the backend asks for (leave empty for a local backend)",
         subtype="PASSWORD",
     )
+    canny_low: IntProperty(
+        name="Edges low",
+        description="Lower Canny threshold of the edge pass (lower finds fainter creases)",
+        default=50, min=1, max=1000,
+    )
+    canny_high: IntProperty(
+        name="Edges high",
+        description="Upper Canny threshold of the edge pass",
+        default=150, min=1, max=1000,
+    )
     output_dir: StringProperty(
         name="Output folder",
         description="Where passes, takes and animatics go; '//' means next to the .blend",
@@ -175,7 +185,26 @@ class StandInCharacter(PropertyGroup):
     )
 
 
+#: Passes that make sense behind a camera view (the keys are the shot package's folder names).
+BACKGROUND_PASSES = (
+    ("NONE", "None", "No pass behind the camera view"),
+    ("depth", "Depth", "The depth pass (near = white)"),
+    ("openpose", "Pose", "The OpenPose skeletons"),
+    ("canny", "Edges", "The canny edges"),
+)
+
+TIMES_OF_DAY = (
+    ("UNSET", "Not set", "The prompt decides"),
+    ("DAWN", "Dawn", ""),
+    ("DAY", "Day", ""),
+    ("GOLDEN_HOUR", "Golden hour", ""),
+    ("DUSK", "Dusk", ""),
+    ("NIGHT", "Night", ""),
+)
+
+
 class StandInSet(PropertyGroup):
+    time_of_day: EnumProperty(name="Time of day", items=TIMES_OF_DAY, default="UNSET")
     prompt: StringProperty(
         name="Prompt",
         description="Prompt describing the location (e.g. 'small kitchen, night, rain on the window')",
@@ -223,6 +252,12 @@ class StandInShot(PropertyGroup):
     status: EnumProperty(name="Status", items=SHOT_STATUSES, default="BLOCKING")
     problem: StringProperty(name="Problem", description="Why the shot is marked broken, and what to do")
     set_name: StringProperty(name="Set", description="The set this shot plays in")
+    background_pass: EnumProperty(
+        name="Show pass",
+        description="Pass shown behind the shot's camera view after its passes render",
+        items=BACKGROUND_PASSES,
+        default="NONE",
+    )
 
     @property
     def duration(self) -> int:

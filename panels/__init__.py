@@ -3,9 +3,9 @@
 
 import bpy
 
-from . import camera, cast, project, set, shots
+from . import camera, cast, passes, project, set, shots
 
-_AREAS = (project, cast, set, shots, camera)
+_AREAS = (project, cast, set, shots, camera, passes)
 classes = tuple(cls for area in _AREAS for cls in area.classes)
 
 register, unregister = bpy.utils.register_classes_factory(classes)

@@ -25,6 +25,7 @@ class STANDIN_PT_set(StandInPanel, bpy.types.Panel):
         if active is not None:
             layout.prop(active, "prompt")
             layout.prop(active, "seed")
+            layout.prop(active, "time_of_day")
             layout.prop(active, "collection")
         layout.label(text="Add at the 3D cursor:")
         grid = layout.grid_flow(columns=3, align=True)

@@ -35,7 +35,7 @@ class RecordingLayout:
         assert name in data.bl_rna.properties, f"{type(data).__name__} has no property {name!r}"
         self.log.append(("prop", name))
 
-    def operator(self, idname, **kwargs):
+    def operator(self, idname, text="", icon="NONE", depress=False, **kwargs):
         area, name = idname.split(".")
         cls = getattr(bpy.types, f"{area.upper()}_OT_{name}", None)
         assert cls is not None, f"no operator {idname}"
