@@ -32,6 +32,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quietly(function, *args, **kwargs):
+    """Call ``function`` with Blender's own log lines (per render, per save) kept off stdout."""
+    from .addon.quiet import blender_output_silenced
+
+    with blender_output_silenced():
+        return function(*args, **kwargs)
+
+
 def _start_blender():
     """Import bpy, start from factory settings and register StandIn; returns bpy."""
     import bpy
@@ -61,7 +69,7 @@ def run_demo(out: pathlib.Path, preview_width: int = 960, passes_scale: float = 
     scene = bpy.context.scene
     summary = demo.build_demo(scene)
     blend = out / "scene.blend"
-    bpy.ops.wm.save_as_mainfile(filepath=str(blend), check_existing=False)
+    _quietly(bpy.ops.wm.save_as_mainfile, filepath=str(blend), check_existing=False)
     print(summary.headline())
     print(f"  characters: {', '.join(summary.characters)}")
     print(f"  set '{demo.SET_NAME}': {', '.join(summary.pieces)}")
@@ -72,7 +80,7 @@ def run_demo(out: pathlib.Path, preview_width: int = 960, passes_scale: float = 
     print(f"saved {blend}")
     if preview_width > 0:
         for shot in scene.standin.shots:
-            path = preview.render_shot_still(scene, shot, out / f"{shot.name}.png", width=preview_width)
+            path = _quietly(preview.render_shot_still, scene, shot, out / f"{shot.name}.png", width=preview_width)
             print(f"rendered {path}")
     if passes_scale > 0:
         results = render_passes(scene, [s.name for s in scene.standin.shots], None, passes_scale)
@@ -93,7 +101,7 @@ def render_passes(scene, names: list[str], out_root, scale: float, force: bool =
     job = pass_pipeline.PassJob(scene, names, out_root, scale, force)
     interactive = sys.stderr.isatty()
     reported = 0
-    while job.tick():
+    while _quietly(job.tick):
         if job.progress is not None and interactive:
             print(_progress_bar(job.progress), end="", file=sys.stderr, flush=True)
         while reported < len(job.results):
@@ -126,7 +134,7 @@ def run_passes(blend: pathlib.Path, shots: list[str] | None, out: pathlib.Path |
         return 2
     bpy = _start_blender()
     try:
-        bpy.ops.wm.open_mainfile(filepath=str(blend.resolve()))
+        _quietly(bpy.ops.wm.open_mainfile, filepath=str(blend.resolve()))
     except RuntimeError as error:
         print(f"standin: cannot open {blend}: {error}", file=sys.stderr)
         return 2

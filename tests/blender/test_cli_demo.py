@@ -1,5 +1,6 @@
 """`standin demo --out DIR`: the sample scene, built by the real command, opened back in Blender."""
 
+import json
 import pathlib
 import subprocess
 import sys
@@ -12,14 +13,18 @@ import pytest
 def test_demo_builds_saves_and_renders_the_sample_scene(tmp_path):
     out = tmp_path / "demo"
     command = pathlib.Path(sys.executable).with_name("standin")
-    result = subprocess.run([str(command), "demo", "--out", str(out), "--preview-width", "320"],
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run([str(command), "demo", "--out", str(out), "--preview-width", "320",
+                             "--passes-scale", "0.2"], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"saved {out / 'scene.blend'}" in result.stdout
     for name in ("SQ010_SH0010", "SQ010_SH0020", "SQ010_SH0030"):
         assert name in result.stdout
         png = out / f"{name}.png"
         assert png.stat().st_size > 1000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        package = out / "standin" / name / "passes"
+        assert json.loads((package / "shot.json").read_text())["complete"] is True
+        assert f"{name}:" in result.stdout and str(package) in result.stdout
+    assert "Saved:" not in result.stdout  # Blender's own render log stays out of our output
 
     bpy.ops.wm.open_mainfile(filepath=str(out / "scene.blend"))
     scene = bpy.context.scene
