@@ -184,7 +184,7 @@ def _render_into(scene, shot, spec: ShotSpec, staged: shot_package.StagedPackage
             buffers = renderer.render_frame(frame)
             renders += 1
             depth_frames[frame] = buffers.depth
-            _write_frame(staged, spec, frame, buffers, seen)
+            write_frame_passes(staged, spec, frame, buffers, seen)
             yield Progress(spec.shot, renders, total, f"frame {frame}")
             if not static or frame == frames[0]:
                 background = renderer.render_frame(frame, hidden=hidden)
@@ -215,7 +215,7 @@ def _render_into(scene, shot, spec: ShotSpec, staged: shot_package.StagedPackage
     return _Rendered(shot_json, len(frames), renders)
 
 
-def _write_frame(staged, spec: ShotSpec, frame: int, buffers, seen: dict[str, bool]) -> None:
+def write_frame_passes(staged, spec: ShotSpec, frame: int, buffers, seen: dict[str, bool]) -> None:
     """Everything of one frame that does not need the whole shot: edges, masks, pose."""
     staged.write_image("canny", frame, pass_images.canny_edges(
         buffers.normal, buffers.depth, spec.canny_low, spec.canny_high))
