@@ -133,7 +133,8 @@ def shot_passes(scene, shot, out_root: pathlib.Path | None = None, scale: float 
         return ShotPassResult(name, "skipped", package_dir, "unchanged since its last passes", warnings)
     if state == "metadata":
         fresh = spec.to_dict()
-        changes = {k: fresh[k] for k in ("style_prompt", "negative_prompt", "action", "set", "shot_size")}
+        changes = {k: fresh[k] for k in ("style_prompt", "negative_prompt", "action", "set", "shot_size",
+                                         "sun_direction_camera", "fps")}
         old = shot_package.read_shot_json(package_dir)
         by_name = {c["name"]: c for c in fresh["characters"]}
         changes["characters"] = [
@@ -227,13 +228,17 @@ def write_frame_passes(staged, spec: ShotSpec, frame: int, buffers, seen: dict[s
         indices.append(character.pass_index)
     staged.write_image("mask", frame, pass_images.background_mask(buffers.object_index, indices),
                        character="_background")
-    people = [
-        openpose.visible_joints(points, buffers.depth, tolerance=OCCLUSION_TOLERANCE)
-        for points in projected_joints(spec, frame)
+    named = [
+        (character.name, openpose.visible_joints(points, buffers.depth, tolerance=OCCLUSION_TOLERANCE))
+        for character, points in zip(spec.characters, projected_joints(spec, frame))
     ]
-    people = [p for p in people if any(j is not None for j in p)]
+    named = [(name, joints) for name, joints in named if any(j is not None for j in joints)]
+    people = [joints for _name, joints in named]
     staged.write_image("openpose", frame, openpose.draw_pose(spec.height, spec.width, people))
-    staged.write_json("pose", frame, openpose.pose_json(people, spec.width, spec.height))
+    pose = openpose.pose_json(people, spec.width, spec.height)
+    for person, (name, _joints) in zip(pose["people"], named):
+        person["standin_character"] = name  # which character each skeleton is (pose editors ignore it)
+    staged.write_json("pose", frame, pose)
 
 
 class PassJob:

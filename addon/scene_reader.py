@@ -63,7 +63,7 @@ def _visible_state(scene, mesh_cache: dict) -> list:
     """What the render sees of the scene at the current frame (objects, transforms, poses, meshes)."""
     state = []
     for obj in sorted(scene.objects, key=lambda o: o.name_full):
-        if obj.hide_render or obj.type not in {"MESH", "ARMATURE", "CURVE", "SURFACE", "META", "FONT", "LIGHT"}:
+        if obj.hide_render or obj.type not in {"MESH", "ARMATURE", "CURVE", "SURFACE", "META", "FONT"}:
             continue
         entry = [obj.name_full, obj.type, obj.pass_index, _matrix(obj.matrix_world)]
         if obj.type == "MESH":

@@ -18,6 +18,10 @@ PALETTE = (
 )
 
 
+#: Characters name folders (mask/<character>/): keep names valid on every file system.
+_NOT_IN_FOLDER_NAMES = '/\\:*?"<>|'
+
+
 def add_character(scene, name: str, description: str = "", color=None, height: float = 1.75,
                   location=None, facing_deg: float = 0.0):
     """Cast a character and give it a stand-in; returns the cast entry."""
@@ -25,6 +29,9 @@ def add_character(scene, name: str, description: str = "", color=None, height: f
     name = name.strip()
     if not name:
         raise ValueError("Give the character a name.")
+    if name[0] in "._" or any(c in name for c in _NOT_IN_FOLDER_NAMES):
+        raise ValueError(f"'{name}' can't name a character: its masks go in a folder of that name, so avoid "
+                         f"{' '.join(_NOT_IN_FOLDER_NAMES)} and a leading '.' or '_'.")
     if data.cast.get(name) is not None:
         raise ValueError(f"There is already a character named {name}: pick another name.")
     if color is None:

@@ -160,3 +160,11 @@ def test_sidebar_panels_are_in_the_standin_tab():
     for panel in panels:
         assert panel.bl_category == "StandIn" and panel.bl_space_type == "VIEW_3D"
         assert hasattr(bpy.types, panel.__name__)
+
+
+@pytest.mark.bpy45
+@pytest.mark.parametrize("name", ["A/B", "_background", ".hidden", 'say "hi"'])
+def test_character_names_must_be_usable_as_folder_names(scene, name):
+    with pytest.raises(RuntimeError, match="can't name a character"):
+        bpy.ops.standin.character_add(name=name)
+    assert len(scene.standin.cast) == 0

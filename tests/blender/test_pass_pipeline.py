@@ -149,6 +149,7 @@ def test_every_drawn_joint_is_where_blender_projects_it_in_the_spec_colour(small
     pose = json.loads((package / "pose" / f"{frame:04d}.json").read_text())
     image = _png(package / "openpose" / f"{frame:04d}.png")
     width, height = pose["canvas_width"], pose["canvas_height"]
+    assert pose["people"][0]["standin_character"] == "Ada"
     keypoints = pose["people"][0]["pose_keypoints_2d"]
     scene.frame_set(frame)
     joints = rig.joint_positions(ada.stand_in)
