@@ -293,3 +293,22 @@ def test_deleted_stand_in_and_resolution_limit_and_read_only_folder(small):
             assert result.status == "failed" and "Cannot write" in result.message
         finally:
             locked.chmod(0o700)
+
+
+@pytest.mark.bpy45
+def test_shot_json_carries_the_sun_in_camera_space_and_the_time_of_day(small):
+    scene, shot, ada, out = small
+    sun = bpy.data.objects.new("Sun", bpy.data.lights.new("Sun", "SUN"))
+    scene.collection.objects.link(sun)
+    sun.rotation_euler = (0.6, 0.2, 1.0)
+    scene.standin.sets["Yard"].time_of_day = "GOLDEN_HOUR"
+    _run(scene, shot, out)
+    data = json.loads((out / shot.name / "shot.json").read_text())
+    scene.frame_set(shot.frame_start)
+    bpy.context.view_layer.update()
+    travel = sun.matrix_world.to_3x3() @ Vector((0, 0, -1))
+    expected = (shot.camera.matrix_world.to_3x3().inverted() @ travel).normalized()
+    assert data["sun_direction_camera"] == pytest.approx(list(expected), abs=1e-4)
+    assert data["set"]["time_of_day"] == "GOLDEN_HOUR"
+    assert data["camera"]["lens_mm"] == pytest.approx(35.0)
+    assert data["fps"] == pytest.approx(24.0)
