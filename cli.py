@@ -40,7 +40,7 @@ def _quietly(function, *args, **kwargs):
         return function(*args, **kwargs)
 
 
-def _start_blender():
+def start_blender():
     """Import bpy, start from factory settings and register StandIn; returns bpy."""
     import bpy
 
@@ -63,7 +63,7 @@ def run_demo(out: pathlib.Path, preview_width: int = 960, passes_scale: float = 
         print(f"standin: cannot write to {out}: {error.strerror or error}. Pick another --out folder.",
               file=sys.stderr)
         return 1
-    bpy = _start_blender()
+    bpy = start_blender()
     from .addon import demo, preview
 
     scene = bpy.context.scene
@@ -132,7 +132,7 @@ def run_passes(blend: pathlib.Path, shots: list[str] | None, out: pathlib.Path |
     if not blend.is_file():
         print(f"standin: {blend} is not a file: give the path of a .blend.", file=sys.stderr)
         return 2
-    bpy = _start_blender()
+    bpy = start_blender()
     try:
         _quietly(bpy.ops.wm.open_mainfile, filepath=str(blend.resolve()))
     except RuntimeError as error:

@@ -53,16 +53,11 @@ def _ours(scene, shot, out: pathlib.Path) -> tuple[float, float]:
 
 
 def run() -> None:
-    import bpy
-
-    import standin
+    from standin.cli import start_blender
     from standin.addon import demo, scene_reader
     from standin.addon.quiet import blender_output_silenced
 
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    if not hasattr(bpy.types.Scene, "standin"):
-        standin.register()
-    scene = bpy.context.scene
+    scene = start_blender().context.scene
     demo.build_demo(scene)
     scene.standin.project.aspect = "1:1"
     scene.standin.project.resolution = 512

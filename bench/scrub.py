@@ -21,15 +21,10 @@ def _scrub(scene, frames) -> float:
 
 
 def run() -> None:
-    import bpy
-
-    import standin
+    from standin.cli import start_blender
     from standin.addon import demo, handlers
 
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    if not hasattr(bpy.types.Scene, "standin"):
-        standin.register()
-    scene = bpy.context.scene
+    scene = start_blender().context.scene
     demo.build_demo(scene)
     frames = [scene.frame_start + (i * 7) % (scene.frame_end - scene.frame_start + 1) for i in range(FRAMES_PER_RUN)]
     with_handlers, without = [], []
