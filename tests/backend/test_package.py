@@ -1,0 +1,74 @@
+"""The backend's shot-package reader: a valid package loads; each kind of bad input gets its sentence."""
+
+import json
+import zipfile
+
+import pytest
+
+from standin.ai_backend.engine import EngineInputError, JobSpec, frames_of
+from standin.ai_backend.package import Limits, ShotPackage, extract_zip
+
+
+def test_a_package_loads_with_its_frames_size_and_characters(make_package):
+    package = ShotPackage.load(make_package(frames=3, width=64, height=48, frame_start=73))
+    assert package.frames == [73, 74, 75] and (package.width, package.height) == (64, 48)
+    assert [c["name"] for c in package.characters] == ["Mara", "Theo"]
+    assert package.image("depth", 73).shape == (48, 64, 3)
+    assert package.mask("Mara", 74).sum() > 0 and not package.mask("Mara", 74)[0, 0]
+    assert package.has("depth_bg") and not package.has("nonsense")
+    assert frames_of(package, JobSpec(frames=(75, 73))) == [73, 75]
+    with pytest.raises(EngineInputError, match="not in the package"):
+        frames_of(package, JobSpec(frames=(1,)))
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda root: (root / "shot.json").unlink(), "no shot.json"),
+        (lambda root: (root / "shot.json").write_text("{nope"), "not valid JSON"),
+        (lambda root: _edit(root, complete=False), "not marked complete"),
+        (lambda root: _edit(root, width="64"), "whole number"),
+        (lambda root: (root / "depth" / "0002.png").unlink(), "depth pass is missing for frame 2"),
+        (lambda root: (root / "canny" / "0001.png").write_bytes(b"\x89PNG broken"), "not a readable PNG"),
+        (lambda root: _edit(root, width=80), "all passes of a shot must have one size"),
+        (lambda root: _edit(root, frame_end=5000), "limit is 100"),
+        (lambda root: _edit(root, width=4096, height=4096), "8–2048 px"),
+        (lambda root: _rename_mask(root), "mask of Mara is missing"),
+    ],
+)
+def test_bad_packages_get_a_sentence_that_says_what_to_fix(make_package, damage, message):
+    root = make_package(frames=3)
+    damage(root)
+    with pytest.raises(EngineInputError, match=message):
+        ShotPackage.load(root, Limits(max_frames=100))
+
+
+def _edit(root, **changes):
+    meta = json.loads((root / "shot.json").read_text())
+    meta.update(changes)
+    (root / "shot.json").write_text(json.dumps(meta))
+
+
+def _rename_mask(root):
+    (root / "mask" / "Mara").rename(root / "mask" / "Someone")
+
+
+def test_zips_unpack_safely(make_package, tmp_path):
+    root = make_package(frames=2)
+    good = tmp_path / "good.zip"
+    with zipfile.ZipFile(good, "w") as archive:
+        for path in root.rglob("*"):
+            if path.is_file():
+                archive.write(path, f"SQ010_SH0010/{path.relative_to(root)}")
+    folder = extract_zip(good, tmp_path / "unpacked")
+    assert ShotPackage.load(folder).frames == [1, 2]
+
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(evil, "w") as archive:
+        archive.writestr("../outside.txt", "x")
+    with pytest.raises(EngineInputError, match="outside the package"):
+        extract_zip(evil, tmp_path / "evil")
+    assert not (tmp_path / "outside.txt").exists()
+    (tmp_path / "not.zip").write_text("hello")
+    with pytest.raises(EngineInputError, match="not a zip"):
+        extract_zip(tmp_path / "not.zip", tmp_path / "x")
