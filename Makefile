@@ -37,7 +37,7 @@ test-bpy50: venv
 	$(PY) -m pytest
 
 test-bpy45: venv45
-	$(PY45) -m pytest -m bpy45
+	$(PY45) -m pytest -m bpy45 tests/blender
 
 bench: venv
 	$(PY) -m bench
