@@ -74,7 +74,9 @@ class ShotPackage:
             raise EngineInputError(
                 f"passes are {width}×{height} px; each side must be 8–{limits.max_edge} px (render them smaller)."
             )
-        characters = list(meta.get("characters", []))
+        characters = meta.get("characters", [])
+        if not isinstance(characters, list) or not all(isinstance(c, dict) for c in characters):
+            raise EngineInputError("shot.json 'characters' must be a list of objects with a 'name'.")
         if len(characters) > limits.max_characters:
             raise EngineInputError(f"{len(characters)} characters; the limit is {limits.max_characters}.")
         package = cls(root, meta, frames, width, height, characters)
@@ -151,7 +153,10 @@ def extract_zip(zip_path: pathlib.Path, dest: pathlib.Path, limits: Limits = Lim
             target = (dest / entry.filename).resolve()
             if not target.is_relative_to(dest) or entry.filename.startswith("/"):
                 raise EngineInputError(f"zip entry {entry.filename!r} points outside the package: refused.")
-        archive.extractall(dest)
+        try:
+            archive.extractall(dest)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, ValueError, EOFError) as error:
+            raise EngineInputError(f"the zip could not be unpacked ({error}): zip the package again.") from None
     found = sorted(dest.rglob("shot.json"), key=lambda p: len(p.parts))
     if not found:
         raise EngineInputError("the zip has no shot.json: zip the shot's package folder.")

@@ -34,6 +34,7 @@ def test_a_package_loads_with_its_frames_size_and_characters(make_package):
         (lambda root: _edit(root, frame_end=5000), "limit is 100"),
         (lambda root: _edit(root, width=4096, height=4096), "8–2048 px"),
         (lambda root: _rename_mask(root), "mask of Mara is missing"),
+        (lambda root: _edit(root, characters=["x"]), "list of objects"),
     ],
 )
 def test_bad_packages_get_a_sentence_that_says_what_to_fix(make_package, damage, message):
@@ -69,6 +70,13 @@ def test_zips_unpack_safely(make_package, tmp_path):
     with pytest.raises(EngineInputError, match="outside the package"):
         extract_zip(evil, tmp_path / "evil")
     assert not (tmp_path / "outside.txt").exists()
+    corrupt = tmp_path / "corrupt.zip"
+    data = bytearray(good.read_bytes())
+    start = data.index(b"PK\x03\x04") + 30 + len("SQ010_SH0010/")
+    data[start + 40] ^= 0xFF  # damage the first file's compressed bytes: its CRC no longer matches
+    corrupt.write_bytes(bytes(data))
+    with pytest.raises(EngineInputError, match="could not be unpacked"):
+        extract_zip(corrupt, tmp_path / "corrupt")
     (tmp_path / "not.zip").write_text("hello")
     with pytest.raises(EngineInputError, match="not a zip"):
         extract_zip(tmp_path / "not.zip", tmp_path / "x")
