@@ -12,7 +12,6 @@ import os
 import pathlib
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,12 +24,12 @@ import numpy as np
 import pytest
 import requests
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (content_type_conformance, response_headers_conformance,
                                                 response_schema_conformance, status_code_conformance)
 
+from standin.ai_backend.local_server import LiveServer
 from standin.ai_backend.engine import JobSpec
 from standin.ai_backend.jobs import JobStore
 from standin.ai_backend.package import Limits, ShotPackage
@@ -40,40 +39,6 @@ from backend.test_jobs import InvertEngine  # noqa: E402 (tests/ is on pythonpat
 
 TOKEN = "s3cret-token"
 REPO = pathlib.Path(__file__).resolve().parents[2]
-
-
-class LiveServer:
-    """``app`` served by uvicorn on a thread, on 127.0.0.1 and a port the OS picked."""
-
-    def __init__(self, app):
-        self.app = app
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self._run, args=(sock,), daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 15
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.02)
-
-    def _run(self, sock) -> None:
-        try:
-            self.server.run(sockets=[sock])
-        except SystemExit:  # uvicorn's answer to a failed startup (the reason is logged)
-            pass
-        finally:
-            sock.close()
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(20)
-        assert not self.thread.is_alive(), "the test server did not stop"
 
 
 @pytest.fixture
@@ -431,7 +396,7 @@ def test_bad_packages_are_400_with_a_sentence(serve, data_dir, make_package):
         meta = json.loads((odd / "shot.json").read_text())
         meta["characters"] = ["not a dict"]
         (odd / "shot.json").write_text(json.dumps(meta))
-        assert_error(submit(http, zip_package(odd)), 400, "could not be read")
+        assert_error(submit(http, zip_package(odd)), 400, "must be a list of objects")
 
         assert_error(submit(http, b"not a zip"), 400, "not a zip")
         good = zip_package(make_package())
