@@ -45,8 +45,12 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def load_engine(name: str, models_path: pathlib.Path | None):
-    """``(engine, registry)``; the engine's module is imported here, not before."""
+def load_engine(name: str, models_path: pathlib.Path | None, data_dir: pathlib.Path | None = None):
+    """``(engine, registry)``; the engine's module is imported here, not before.
+
+    The diffusers engine keeps its background plates in ``<data>/plate-cache`` so every job of a
+    set and camera reuses them (otherwise each job's folder would hold its own).
+    """
     registry = None
     if models_path is not None:
         try:
@@ -72,7 +76,8 @@ def load_engine(name: str, models_path: pathlib.Path | None):
             raise CliError(f"the diffusers engine could not be loaded ({error}); install the backend "
                            f"extras (pip install 'standin[backend]') or use --engine sketch.") from None
         try:
-            return DiffusersEngine(registry), registry
+            cache_dir = pathlib.Path(data_dir) / "plate-cache" if data_dir is not None else None
+            return DiffusersEngine(registry, cache_dir=cache_dir), registry
         except ImportError as error:
             raise CliError(f"the diffusers engine could not start ({error}); install the backend "
                            f"extras (pip install 'standin[backend]') or use --engine sketch.") from None
@@ -108,14 +113,14 @@ def serve(args) -> int:
         raise CliError(f"--port must be 1–65535 (0: any free port), not {args.port}.", code=2)
     if args.keep_hours < 0 or args.max_finished < 0:
         raise CliError("--keep-hours and --max-finished must not be negative.", code=2)
-    engine, registry = load_engine(args.engine, args.models)
+    data = args.data.expanduser() if args.data is not None else default_data_dir()
+    engine, registry = load_engine(args.engine, args.models, data)
 
     import uvicorn
 
     from .server import create_app
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    data = args.data.expanduser() if args.data is not None else default_data_dir()
     app = create_app(engine, data, token=token, models=registry, keep_hours=args.keep_hours,
                      max_finished=args.max_finished)
     config = uvicorn.Config(app, host=args.host.strip("[]"), port=args.port, log_level=args.log_level,

@@ -564,7 +564,7 @@ def test_cli_serves_and_stops_gracefully(tmp_path, make_package):
     data = tmp_path / "data"
     code = ("import sys; sys.path.insert(0, 'tests'); from backend.test_jobs import InvertEngine; "
             "import standin.ai_backend.cli as cli; "
-            "cli.load_engine = lambda name, models: (InvertEngine(delay=0.2), None); sys.exit(cli.main())")
+            "cli.load_engine = lambda name, models, data=None: (InvertEngine(delay=0.2), None); sys.exit(cli.main())")
     server = CliServer("--data", str(data), "--token", TOKEN, code=code)
     try:
         assert server.url.startswith("http://127.0.0.1:")
