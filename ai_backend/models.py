@@ -58,33 +58,35 @@ _COMFY_FOLDERS = {"checkpoints": "checkpoints", "loras": "loras", "controlnet": 
                   "ipadapter": "ipadapter"}
 
 
+class _Weights:
+    """What base models and ControlNets share: a path that is a folder or one .safetensors file."""
+
+    path: pathlib.Path
+
+    @property
+    def single_file(self) -> bool:
+        return self.path.suffix.lower() == WEIGHTS_SUFFIX
+
+
 @dataclass(frozen=True)
-class BaseModel:
+class BaseModel(_Weights):
     name: str
     path: pathlib.Path
     family: str = "sd15"
     #: optional diffusers folder with the configs of a single-file checkpoint (offline loading)
     config: pathlib.Path | None = None
 
-    @property
-    def single_file(self) -> bool:
-        return self.path.suffix.lower() == WEIGHTS_SUFFIX
-
     def public(self) -> dict:
         return {"name": self.name, "family": self.family, "format": "single-file" if self.single_file else "diffusers"}
 
 
 @dataclass(frozen=True)
-class ControlNetEntry:
+class ControlNetEntry(_Weights):
     name: str
     path: pathlib.Path
     control: str  # depth | openpose | canny | union | other
     family: str = "sd15"
     config: pathlib.Path | None = None
-
-    @property
-    def single_file(self) -> bool:
-        return self.path.suffix.lower() == WEIGHTS_SUFFIX
 
     def public(self) -> dict:
         return {"name": self.name, "control": self.control, "family": self.family}

@@ -15,12 +15,13 @@ minutes on 2 cores. Overrides: ``STANDIN_BENCH_SIZE``, ``STANDIN_BENCH_STEPS``, 
 ``STANDIN_BENCH_COMPILE_MODE`` (default ``max-autotune-no-cudagraphs``).
 """
 
-import json
 import math
 import os
 import statistics
 import tempfile
 import time
+
+from standin.tools import offline_clip
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
@@ -44,34 +45,6 @@ PEAK_FP16 = [
 def _env_int(name: str, default: int) -> int:
     value = os.environ.get(name, "").strip()
     return int(value) if value else default
-
-
-def _write_clip_tokenizer(folder: str):
-    """Byte-level CLIP tokenizer that loads offline: 512 byte tokens + 2 specials, no merges."""
-    from transformers import CLIPTokenizer
-
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    chars = [chr(c) for c in cs]
-    vocab = {c: i for i, c in enumerate(chars)}
-    for c in chars:
-        vocab[c + "</w>"] = len(vocab)
-    vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, "vocab.json"), "w", encoding="utf-8") as f:
-        json.dump(vocab, f)
-    with open(os.path.join(folder, "merges.txt"), "w", encoding="utf-8") as f:
-        f.write("#version: 0.2\n")
-    with open(os.path.join(folder, "tokenizer_config.json"), "w") as f:
-        json.dump({"model_max_length": 77, "tokenizer_class": "CLIPTokenizer"}, f)
-    return CLIPTokenizer.from_pretrained(folder)
 
 
 def _randomise_controlnet_outputs(controlnet, seed: int) -> None:
@@ -113,7 +86,7 @@ def _build_pipeline(device, dtype, full_text_encoder: bool):
         block_out_channels=(128, 256, 512, 512), norm_num_groups=32,
         down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
     )
-    tokenizer = _write_clip_tokenizer(os.path.join(tempfile.mkdtemp(prefix="standin_bench_tok_"), "tok"))
+    tokenizer = offline_clip.write_clip_tokenizer(os.path.join(tempfile.mkdtemp(prefix="standin_bench_tok_"), "tok"))
     text_encoder = CLIPTextModel(CLIPTextConfig(
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id, vocab_size=len(tokenizer), max_position_embeddings=77,

@@ -11,7 +11,6 @@ a second on CPU. Import as ``import tiny_diffusion`` (``tests/`` is on pytest's 
 from __future__ import annotations
 
 import copy
-import json
 import os
 import pathlib
 import tempfile
@@ -20,34 +19,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
+from standin.tools import offline_clip  # noqa: E402
+
 CROSS_DIM = 32
-
-
-def write_clip_tokenizer(folder: pathlib.Path):
-    """A byte-level CLIP tokenizer (one token per byte, no merges) that loads offline."""
-    from transformers import CLIPTokenizer
-
-    bs = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    cs = bs[:]
-    extra = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + extra)
-            extra += 1
-    chars = [chr(c) for c in cs]
-    vocab = {c: i for i, c in enumerate(chars)}
-    for c in chars:
-        vocab[c + "</w>"] = len(vocab)
-    vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    folder = pathlib.Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
-    (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
-    (folder / "tokenizer_config.json").write_text(json.dumps({"model_max_length": 77,
-                                                              "tokenizer_class": "CLIPTokenizer"}))
-    return CLIPTokenizer.from_pretrained(str(folder))
 
 
 def build_base(folder: pathlib.Path, seed: int = 0):
@@ -68,7 +42,7 @@ def build_base(folder: pathlib.Path, seed: int = 0):
         up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
     )  # two blocks: vae_scale_factor 2
     with tempfile.TemporaryDirectory() as source:
-        tokenizer = write_clip_tokenizer(pathlib.Path(source))
+        tokenizer = offline_clip.write_clip_tokenizer(pathlib.Path(source))
     text_encoder = CLIPTextModel(CLIPTextConfig(
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id, vocab_size=len(tokenizer), hidden_size=CROSS_DIM,
@@ -200,7 +174,7 @@ def build_sdxl_base(folder: pathlib.Path, seed: int = 0):
     vae = AutoencoderKL(block_out_channels=[32, 64], in_channels=3, out_channels=3, latent_channels=4,
                         down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2)
     with tempfile.TemporaryDirectory() as source:
-        tokenizer = write_clip_tokenizer(pathlib.Path(source))
+        tokenizer = offline_clip.write_clip_tokenizer(pathlib.Path(source))
     config = CLIPTextConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                             pad_token_id=tokenizer.pad_token_id, vocab_size=len(tokenizer), hidden_size=32,
                             intermediate_size=37, num_attention_heads=4, num_hidden_layers=2, hidden_act="gelu",
