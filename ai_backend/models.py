@@ -111,27 +111,14 @@ class ModelRegistry:
 
     @property
     def bases(self) -> list[BaseModel]:
-        found = list(self._bases)
-        taken = {b.name for b in found}
-        for folder in self.checkpoint_dirs:
-            for name in _scan(folder):
-                if name not in taken:
-                    taken.add(name)
-                    path = folder / name
-                    found.append(BaseModel(name, path, guess_family(path)))
-        return found
+        return _with_scanned(self._bases, self.checkpoint_dirs,
+                             lambda name, path: BaseModel(name, path, guess_family(path)))
 
     @property
     def controlnets(self) -> list[ControlNetEntry]:
-        found = list(self._controlnets)
-        taken = {c.name for c in found}
-        for folder in self.controlnet_dirs:
-            for name in _scan(folder):
-                if name not in taken:
-                    taken.add(name)
-                    path = folder / name
-                    found.append(ControlNetEntry(name, path, guess_control(name), guess_family(path, name)))
-        return found
+        return _with_scanned(self._controlnets, self.controlnet_dirs,
+                             lambda name, path: ControlNetEntry(name, path, guess_control(name),
+                                                                guess_family(path, name)))
 
     def loras(self) -> list[str]:
         return _scan_all(self.lora_dirs)
@@ -477,3 +464,15 @@ def guess_control(name: str) -> str:
         if key in lower:
             return control
     return "other"
+
+
+def _with_scanned(configured: list, folders: list[pathlib.Path], make) -> list:
+    """The configured entries, then ``make(name, path)`` for each file the folders hold under a new name."""
+    found = list(configured)
+    taken = {entry.name for entry in found}
+    for folder in folders:
+        for name in _scan(folder):
+            if name not in taken:
+                taken.add(name)
+                found.append(make(name, folder / name))
+    return found

@@ -54,6 +54,11 @@ class ShotPackage:
         """A pass as RGB uint8 (H, W, 3), or the 16-bit raw depth as (H, W) uint16."""
         return _read_png(self.path(kind, frame), (self.height, self.width))
 
+    def grey(self, kind: str, frame: int, character: str | None = None) -> np.ndarray:
+        """A pass (or, with ``character``, a mask) decoded straight to grey uint8 (H, W): no RGB copy."""
+        return _decode_png(self.path(kind, frame, character=character), (self.height, self.width),
+                           cv2.IMREAD_GRAYSCALE)
+
     def mask(self, character: str, frame: int) -> np.ndarray:
         """Where ``character`` is visible, as a bool (H, W) array."""
         pixels = _read_png(self.path("mask", frame, character=character), (self.height, self.width))
@@ -116,12 +121,13 @@ def _shot_json(root: pathlib.Path) -> dict:
     return meta
 
 
-def _read_png(path: pathlib.Path, size: tuple[int, int]) -> np.ndarray:
+def _decode_png(path: pathlib.Path, size: tuple[int, int], flags: int) -> np.ndarray:
+    """Read and decode one pass file with OpenCV ``flags``, checking it is there and of ``size``."""
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError:
         raise EngineInputError(f"{path.parent.name}/{path.name} is missing from the package.") from None
-    pixels = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    pixels = cv2.imdecode(data, flags) if data.size else None
     if pixels is None:
         raise EngineInputError(f"{path.parent.name}/{path.name} is not a readable PNG.")
     if pixels.shape[:2] != size:
@@ -129,6 +135,11 @@ def _read_png(path: pathlib.Path, size: tuple[int, int]) -> np.ndarray:
             f"{path.parent.name}/{path.name} is {pixels.shape[1]}×{pixels.shape[0]} px but shot.json says "
             f"{size[1]}×{size[0]}: all passes of a shot must have one size."
         )
+    return pixels
+
+
+def _read_png(path: pathlib.Path, size: tuple[int, int]) -> np.ndarray:
+    pixels = _decode_png(path, size, cv2.IMREAD_UNCHANGED)
     if pixels.ndim == 2 and pixels.dtype == np.uint8:
         return np.repeat(pixels[..., None], 3, axis=2)
     if pixels.ndim == 3:

@@ -159,7 +159,7 @@ class Style:
     def render(self, package, frame: int, pencil: Pencil) -> np.ndarray:
         """One storyboard frame, RGB uint8 (H, W, 3)."""
         height, width = package.height, package.width
-        depth = _grey(package, "depth", frame)
+        depth = package.grey("depth", frame)
         # toon wash, grain and hatching, in grey (a multiplier of the colour below)
         shade = cv2.subtract(cv2.LUT(depth, self.wash), pencil.grain)
         shade = cv2.subtract(shade, cv2.multiply(pencil.hatch, cv2.LUT(depth, self.hatch_darkness), scale=1 / 255))
@@ -167,14 +167,14 @@ class Style:
         who = np.zeros((height, width), np.uint8)
         masks = []
         for index, name in enumerate(self.names, start=1):
-            mask = _grey(package, "mask", frame, name)
+            mask = package.grey("mask", frame, name)
             cv2.threshold(mask, 127, 255, cv2.THRESH_BINARY, dst=mask)
             cv2.max(who, cv2.bitwise_and(mask, index), dst=who)
             masks.append(mask)
         colour = cv2.LUT(cv2.merge((who, who, who)), self.tint)
         image = cv2.multiply(cv2.merge((shade, shade, shade)), colour, scale=1 / 255)
         # ink, thickened by a pixel
-        edges = cv2.threshold(_grey(package, "canny", frame), 127, 255, cv2.THRESH_BINARY)[1]
+        edges = cv2.threshold(package.grey("canny", frame), 127, 255, cv2.THRESH_BINARY)[1]
         edges = cv2.dilate(edges, _KERNEL)
         if self.ink is None or self.ink.shape != image.shape:
             self.ink = np.empty_like(image)
@@ -274,28 +274,6 @@ def _colour(character: dict) -> tuple[float, float, float]:
         raise EngineInputError(f"the colour of {character.get('name')} in shot.json must be [r, g, b(, a)] "
                                f"with numbers 0–1.")
     return tuple(float(min(1.0, max(0.0, c))) for c in colour[:3])
-
-
-def _grey(package, kind: str, frame: int, character: str | None = None) -> np.ndarray:
-    """A pass (or a character's mask) as grey uint8 (H, W), read straight to one channel.
-
-    The passes are grey already (depth is stored as RGB with equal channels, 16-bit files drop to 8);
-    decoding to one channel skips the RGB copy ``ShotPackage.image`` would make.
-    """
-    path = package.path(kind, frame, character=character)
-    try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError:
-        raise EngineInputError(f"{path.parent.name}/{path.name} is missing from the package.") from None
-    pixels = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
-    if pixels is None:
-        raise EngineInputError(f"{path.parent.name}/{path.name} is missing or not a readable PNG.")
-    if pixels.shape != (package.height, package.width):
-        raise EngineInputError(
-            f"{path.parent.name}/{path.name} is {pixels.shape[1]}×{pixels.shape[0]} px but shot.json says "
-            f"{package.width}×{package.height}: all passes of a shot must have one size."
-        )
-    return pixels
 
 
 def png_bytes(image: np.ndarray) -> bytes:
