@@ -9,12 +9,16 @@ staging folder and restores the scene: a cancelled run leaves nothing that looks
 
 from __future__ import annotations
 
+import hashlib
+import os
 import pathlib
 import time
 from dataclasses import dataclass, field
 from typing import Generator
 
 import bpy
+import cv2
+import numpy as np
 
 from . import framing, openpose, pass_images, scene_reader, shot_package
 from .render_passes import PassRenderer
@@ -22,6 +26,10 @@ from .shot_spec import ShotSpec
 
 #: Joints this far (metres, plus 2 % of the distance) behind the rendered surface count as hidden.
 OCCLUSION_TOLERANCE = 0.15
+#: A character's reference image (IP-Adapter input, for bit parts) travels in the package as
+#: ``reference/<name>.png``, its long edge at most REFERENCE_MAX_EDGE.
+REFERENCE_FOLDER = "reference"
+REFERENCE_MAX_EDGE = 1024
 
 
 @dataclass
@@ -129,6 +137,8 @@ def shot_passes(scene, shot, out_root: pathlib.Path | None = None, scale: float 
         return ShotPassResult(name, "failed", message=str(error))
     warnings = list(spec.warnings)
     state = "stale" if force else shot_package.freshness(package_dir, spec.render_hash(), spec.content_hash())
+    if state == "current" and not _references_current(package_dir, spec):
+        state = "metadata"  # a reference image was edited in place: copy it again, no render needed
     if state == "current":
         return ShotPassResult(name, "skipped", package_dir, "unchanged since its last passes", warnings)
     if state == "metadata":
@@ -140,6 +150,12 @@ def shot_passes(scene, shot, out_root: pathlib.Path | None = None, scale: float 
         changes["characters"] = [
             {k: v for k, v in by_name.get(c["name"], c).items() if k != "joints"} for c in old["characters"]
         ]
+        try:
+            reference_warnings = _add_references(package_dir, changes["characters"])
+        except OSError as error:
+            return ShotPassResult(name, "failed", message=f"{name}: {error}", warnings=warnings)
+        warnings += reference_warnings
+        changes["warnings"] = [w for w in old.get("warnings", []) if not _is_reference_warning(w)] + reference_warnings
         changes["content_hash"] = spec.content_hash()
         shot_package.update_metadata(package_dir, changes)
         return ShotPassResult(name, "metadata", package_dir, "passes unchanged; prompts updated", warnings)
@@ -207,13 +223,96 @@ def _render_into(scene, shot, spec: ShotSpec, staged: shot_package.StagedPackage
         else:
             staged.write_image("depth_bg", frame, pass_images.depth_control(depth_bg_frames[frame], rng))
     visible = [name for name, was_seen in seen.items() if was_seen]
-    if spec.characters and not visible:
+    if not visible and len(scene.standin.cast):
         warnings.append(f"{spec.shot}: the camera sees no character; its passes have the set only.")
-    elif not spec.characters:
+    elif not visible:
         warnings.append(f"{spec.shot}: there is no character in the scene; its passes have the set only.")
     shot_json = _shot_json(spec, visible, rng, raw_scale, renders)
+    warnings += _add_references(staged.staging, shot_json["characters"])
     shot_json["warnings"] = warnings
     return _Rendered(shot_json, len(frames), renders)
+
+
+def _add_references(package_dir: pathlib.Path, characters: list[dict]) -> list[str]:
+    """Copy each character's reference image into ``reference/<name>.png`` and record it in its entry.
+
+    ``reference_image`` is the absolute path scene_reader resolved; the package gets a PNG copy
+    (long edge at most ``REFERENCE_MAX_EDGE``) as ``"reference"``, plus the source file's SHA-256 so
+    an image edited in place is copied again. Returns warnings for images that cannot be read
+    (those characters simply get no reference).
+    """
+    warnings = []
+    for character in characters:
+        character.pop("reference", None)
+        character.pop("reference_sha256", None)
+        name, source = character["name"], character.get("reference_image") or ""
+        target = pathlib.Path(package_dir) / REFERENCE_FOLDER / f"{name}.png"
+        target.unlink(missing_ok=True)  # a reference removed since the last passes
+        if not source:
+            continue
+        if not os.path.isabs(source):
+            warnings.append(f"{name}: the reference image {source} is relative to an unsaved .blend; "
+                            f"save the .blend or pick the image again. The backend gets no reference.")
+            continue
+        try:
+            data = pathlib.Path(source).read_bytes()
+        except OSError as error:
+            warnings.append(f"{name}: the reference image {source} cannot be read ({error.strerror or error}); "
+                            f"the backend gets no reference.")
+            continue
+        pixels = _reference_pixels(data)
+        if pixels is None:
+            warnings.append(f"{name}: the reference image {source} is not an image StandIn can read "
+                            f"(use PNG or JPEG); the backend gets no reference.")
+            continue
+        target.parent.mkdir(exist_ok=True)
+        temporary = target.with_name(f".{target.name}.tmp.png")
+        if not cv2.imwrite(str(temporary), pixels):
+            raise OSError(f"could not write {target}: is the disk full?")
+        os.replace(temporary, target)
+        character["reference"] = f"{REFERENCE_FOLDER}/{name}.png"
+        character["reference_sha256"] = hashlib.sha256(data).hexdigest()
+    return warnings
+
+
+def _is_reference_warning(message: str) -> bool:
+    return ": the reference image " in message
+
+
+def _reference_pixels(data: bytes) -> np.ndarray | None:
+    """An image file's bytes as 8-bit BGR (alpha laid over white), long edge at most REFERENCE_MAX_EDGE."""
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
+    if pixels is None or pixels.dtype not in (np.uint8, np.uint16):
+        return None
+    if pixels.dtype == np.uint16:
+        pixels = (pixels / 257.0).round().astype(np.uint8)
+    if pixels.ndim == 2:
+        pixels = cv2.cvtColor(pixels, cv2.COLOR_GRAY2BGR)
+    elif pixels.shape[2] == 4:
+        alpha = pixels[..., 3:].astype(np.float32) / 255
+        pixels = (pixels[..., :3] * alpha + 255 * (1 - alpha)).round().astype(np.uint8)
+    long_edge = max(pixels.shape[:2])
+    if long_edge > REFERENCE_MAX_EDGE:
+        scale = REFERENCE_MAX_EDGE / long_edge
+        size = (max(1, round(pixels.shape[1] * scale)), max(1, round(pixels.shape[0] * scale)))
+        pixels = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(pixels[..., :3])
+
+
+def _references_current(package_dir: pathlib.Path, spec: ShotSpec) -> bool:
+    """Whether every reference copied into the package still matches its source file."""
+    recorded = {c["name"]: c for c in (shot_package.read_shot_json(package_dir) or {}).get("characters", [])}
+    for character in spec.characters:
+        entry = recorded.get(character.name)
+        if entry is None or not character.reference_image:
+            continue
+        try:
+            digest = hashlib.sha256(pathlib.Path(character.reference_image).read_bytes()).hexdigest()
+        except OSError:
+            digest = None
+        if digest != entry.get("reference_sha256"):
+            return False
+    return True
 
 
 def write_frame_passes(staged, spec: ShotSpec, frame: int, buffers, seen: dict[str, bool]) -> None:
@@ -276,6 +375,11 @@ class PassJob:
             self.results.append(finished.value)
             self._current = None
         return self._current is not None or bool(self.pending)
+
+    @property
+    def busy(self) -> bool:
+        """True while a shot is being rendered or waits to be."""
+        return not self.cancelled and (self._current is not None or bool(self.pending))
 
     def cancel(self) -> None:
         if self._current is not None:

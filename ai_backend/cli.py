@@ -2,7 +2,7 @@
 """``standin-backend``: run the generation backend's HTTP API.
 
     standin-backend serve [--host 127.0.0.1] [--port 8765] [--engine sketch|diffusers]
-                          [--models models.toml] [--token T] [--data DIR]
+                          [--models models.toml] [--token T] [--data DIR] [--plate-cache-mb 2048]
 
 The token may also come from ``$STANDIN_BACKEND_TOKEN`` (a command line is visible to other users
 of the machine), the data folder from ``$STANDIN_BACKEND_DATA`` (default
@@ -21,6 +21,7 @@ import pathlib
 import sys
 
 ENGINES = ("sketch", "diffusers")
+PLATE_CACHE_MB = 2048
 
 
 class CliError(Exception):
@@ -45,11 +46,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def load_engine(name: str, models_path: pathlib.Path | None, data_dir: pathlib.Path | None = None):
+def load_engine(name: str, models_path: pathlib.Path | None, data_dir: pathlib.Path | None = None,
+                plate_cache_mb: int = PLATE_CACHE_MB):
     """``(engine, registry)``; the engine's module is imported here, not before.
 
     The diffusers engine keeps its background plates in ``<data>/plate-cache`` so every job of a
-    set and camera reuses them (otherwise each job's folder would hold its own).
+    set and camera reuses them (otherwise each job's folder would hold its own), at most
+    ``plate_cache_mb`` MiB of them: the least recently used go first.
     """
     registry = None
     if models_path is not None:
@@ -77,7 +80,7 @@ def load_engine(name: str, models_path: pathlib.Path | None, data_dir: pathlib.P
                            f"extras (pip install 'standin[backend]') or use --engine sketch.") from None
         try:
             cache_dir = pathlib.Path(data_dir) / "plate-cache" if data_dir is not None else None
-            return DiffusersEngine(registry, cache_dir=cache_dir), registry
+            return DiffusersEngine(registry, cache_dir=cache_dir, plate_cache_bytes=plate_cache_mb * 1024**2), registry
         except ImportError as error:
             raise CliError(f"the diffusers engine could not start ({error}); install the backend "
                            f"extras (pip install 'standin[backend]') or use --engine sketch.") from None
@@ -99,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="jobs database and files (default $STANDIN_BACKEND_DATA or ~/.local/share/standin-backend)")
     serve.add_argument("--keep-hours", type=float, default=72.0, help="delete finished jobs after this long (72)")
     serve.add_argument("--max-finished", type=int, default=500, help="keep at most this many finished jobs (500)")
+    serve.add_argument("--plate-cache-mb", type=int, default=PLATE_CACHE_MB,
+                       help=f"diffusers engine: keep at most this many MiB of background plates in <data>/plate-cache, "
+                            f"dropping the least recently used ({PLATE_CACHE_MB}; 0 keeps none on disk)")
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     return parser
 
@@ -113,8 +119,11 @@ def serve(args) -> int:
         raise CliError(f"--port must be 1–65535 (0: any free port), not {args.port}.", code=2)
     if args.keep_hours < 0 or args.max_finished < 0:
         raise CliError("--keep-hours and --max-finished must not be negative.", code=2)
+    if args.plate_cache_mb < 0:
+        raise CliError("--plate-cache-mb must not be negative (0 keeps no plates on disk).", code=2)
     data = args.data.expanduser() if args.data is not None else default_data_dir()
-    engine, registry = load_engine(args.engine, args.models, data)
+    engine_options = {"plate_cache_mb": args.plate_cache_mb} if args.engine == "diffusers" else {}
+    engine, registry = load_engine(args.engine, args.models, data, **engine_options)
 
     import uvicorn
 

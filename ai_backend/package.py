@@ -4,6 +4,9 @@
 Everything a request can get wrong is an ``EngineInputError`` with a sentence that says what to
 fix: a missing or incomplete shot.json, a missing pass, a broken PNG, passes of mismatched sizes,
 too many frames, an image too large, a zip entry that would land outside its folder.
+
+A character may carry ``"reference": "reference/<name>.png"``: its reference image (the IP-Adapter
+input for a bit part), any size up to ``Limits.max_edge`` per side, read with ``reference(name)``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 from .engine import EngineInputError
 
 BACKGROUND_MASK = "_background"
+REFERENCE_FOLDER = "reference"
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,13 @@ class ShotPackage:
         pixels = _read_png(self.path("mask", frame, character=character), (self.height, self.width))
         return (pixels[..., 0] if pixels.ndim == 3 else pixels) > 127
 
+    def reference(self, character: str, limits: Limits = Limits()) -> np.ndarray | None:
+        """``character``'s reference image as RGB uint8 (H, W, 3), or None when it has none."""
+        entry = next((c for c in self.characters if c.get("name") == character), None)
+        if entry is None or not entry.get("reference"):
+            return None
+        return _read_reference(self.root, character, entry["reference"], limits.max_edge)
+
     @classmethod
     def load(cls, root: pathlib.Path, limits: Limits = Limits(),
              required: tuple[str, ...] = ("depth", "canny", "openpose")) -> "ShotPackage":
@@ -99,6 +110,7 @@ class ShotPackage:
                 raise EngineInputError(f"character name {name!r} is not usable as a mask folder name.")
             if not package.path("mask", frames[0], character=name).is_file():
                 raise EngineInputError(f"the mask of {name} is missing: expected mask/{name}/{frames[0]:04d}.png.")
+            package.reference(name, limits)  # decodes, and checks where it is and its size
         return package
 
 
@@ -136,6 +148,30 @@ def _decode_png(path: pathlib.Path, size: tuple[int, int], flags: int) -> np.nda
             f"{size[1]}×{size[0]}: all passes of a shot must have one size."
         )
     return pixels
+
+
+def _read_reference(root: pathlib.Path, character: str, relative, max_edge: int) -> np.ndarray:
+    """A character's reference image, checked to be a PNG under reference/ no larger than ``max_edge``."""
+    parts = relative.split("/") if isinstance(relative, str) else []
+    if (len(parts) != 2 or parts[0] != REFERENCE_FOLDER or parts[1] in ("", ".", "..") or "\\" in relative
+            or not parts[1].lower().endswith(".png")):
+        raise EngineInputError(f"character {character}: 'reference' must name a PNG in the package's "
+                               f"{REFERENCE_FOLDER}/ folder (like \"{REFERENCE_FOLDER}/{character}.png\"), "
+                               f"not {relative!r}.")
+    try:
+        data = np.fromfile(root / relative, dtype=np.uint8)
+    except OSError:
+        raise EngineInputError(f"character {character}: its reference image {relative} is missing from the "
+                               f"package: send the whole package as StandIn writes it.") from None
+    pixels = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if pixels is None:
+        raise EngineInputError(f"character {character}: {relative} is not a readable PNG; "
+                               f"write the shot's passes again.")
+    height, width = pixels.shape[:2]
+    if max(width, height) > max_edge:
+        raise EngineInputError(f"character {character}: the reference image is {width}×{height} px; each side "
+                               f"must be at most {max_edge} px (StandIn writes it at most 1024 px).")
+    return cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
 
 
 def _read_png(path: pathlib.Path, size: tuple[int, int]) -> np.ndarray:

@@ -2,6 +2,7 @@
 """The model registry: models.toml, ComfyUI folders, and names that must not escape their folders."""
 
 import json
+import math
 import os
 import pathlib
 import struct
@@ -9,7 +10,7 @@ import struct
 import pytest
 
 from standin.ai_backend.engine import EngineInputError
-from standin.ai_backend.models import guess_control, load_registry
+from standin.ai_backend.models import guess_control, image_encoder_config, load_registry
 
 
 def _weights(path: pathlib.Path, family="sd15") -> pathlib.Path:
@@ -22,6 +23,35 @@ def _weights(path: pathlib.Path, family="sd15") -> pathlib.Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(struct.pack("<Q", len(blob)) + blob + bytes(4 * len(keys)))
     return path
+
+
+def _tensors(path: pathlib.Path, shapes: dict) -> pathlib.Path:
+    """A .safetensors file holding zero tensors of the given shapes (only the header matters here)."""
+    header, offset = {}, 0
+    for key, shape in shapes.items():
+        size = 4 * math.prod(shape)
+        header[key] = {"dtype": "F32", "shape": list(shape), "data_offsets": [offset, offset + size]}
+        offset += size
+    blob = json.dumps(header).encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(struct.pack("<Q", len(blob)) + blob + bytes(offset))
+    return path
+
+
+def _ip_adapter(path, text_width=768, image_width=1024, plus=False):
+    """An IP-Adapter's header: plain (projects the image embedding) or Plus (reads hidden states)."""
+    proj = {"image_proj.proj_in.weight": [64, image_width]} if plus else {"image_proj.proj.weight": [16, image_width]}
+    return _tensors(path, {**proj, "ip_adapter.1.to_k_ip.weight": [8, text_width],
+                           "ip_adapter.1.to_v_ip.weight": [8, text_width]})
+
+
+def _clip_vision(path, hidden=1280, projection=1024, layers=2, patch=14, image=224):
+    shapes = {"vision_model.embeddings.patch_embedding.weight": [hidden, 3, patch, patch],
+              "vision_model.embeddings.position_embedding.weight": [(image // patch) ** 2 + 1, hidden],
+              "visual_projection.weight": [projection, hidden]}
+    for layer in range(layers):
+        shapes[f"vision_model.encoder.layers.{layer}.mlp.fc1.weight"] = [4 * hidden, hidden]
+    return _tensors(path, shapes)
 
 
 def _diffusers_folder(path: pathlib.Path, index: str = "model_index.json") -> pathlib.Path:
@@ -95,7 +125,7 @@ def test_registry_lists_diffusers_folder_single_file_and_folders(model_root):
     assert registry.resolve_base("dreamy").single_file
     assert registry.resolve_lora("mara.safetensors") == (model_root / "loras" / "mara.safetensors").resolve()
     assert registry.resolve_lora("people/theo.safetensors").name == "theo.safetensors"
-    assert registry.resolve_ip_adapter("ip-adapter_sd15.safetensors").is_file()
+    assert registry.resolve_ip_adapter("ip-adapter_sd15.safetensors").path.is_file()
     assert [c.name for c in registry.controlnets_for("openpose", "sd15")] == ["pose"]
 
     # a LoRA dropped in later is found without reloading the registry
@@ -196,6 +226,8 @@ def test_unknown_names_list_what_is_available(model_root):
     ('comfyui_root = "empty"\n', "none of"),
     ('[[bases]]\nname = "x"\n', "unknown key"),
     ('[[base]]\nname = "x"\npath = "base.safetensors"\nvae = "y"\n', "unknown key"),
+    ('[single_file_configs]\nsd3 = "empty"\n', "maps sd15 and sdxl to diffusers folders"),
+    ('[single_file_configs]\nsd15 = "empty"\n', "no model_index.json"),
     ('[[base]]\nname = "x"\npath = "base.safetensors"\n[[base]]\nname = "x"\npath = "base.safetensors"\n',
      "two \\[\\[base\\]\\] entries"),
 ])
@@ -228,9 +260,117 @@ def test_the_example_registry_is_valid(tmp_path):
         _diffusers_folder(models / "controlnet" / name, "config.json")
     (models / "loras").mkdir()
     (models / "ipadapter").mkdir()
+    (models / "clip_vision").mkdir()
     toml = tmp_path / "models.toml"
     toml.write_text(example.read_text().replace("~/models", models.as_posix()))
     listing = load_registry(toml).listing()
     assert [b["name"] for b in listing["bases"]] == ["sd15"]
     assert [(c["name"], c["control"]) for c in listing["controlnets"]] == [
         ("depth", "depth"), ("openpose", "openpose"), ("canny", "canny")]
+
+
+def test_ip_adapters_from_comfyui_get_the_image_encoder_whose_size_fits(tmp_path):
+    comfy = tmp_path / "ComfyUI" / "models"
+    _weights(comfy / "checkpoints" / "dreamshaper_8.safetensors")
+    _ip_adapter(comfy / "ipadapter" / "ip-adapter_sd15.safetensors", 768, image_width=1024)
+    _ip_adapter(comfy / "ipadapter" / "ip-adapter-plus_sdxl_vit-h.safetensors", 2048, image_width=1280, plus=True)
+    _ip_adapter(comfy / "ipadapter" / "ip-adapter_sdxl.safetensors", 2048, image_width=1280)
+    _clip_vision(comfy / "clip_vision" / "CLIP-ViT-bigG-14-laion2B-39B-b160k.safetensors", 1664, 1280, layers=3)
+    _clip_vision(comfy / "clip_vision" / "CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors", 1280, 1024)
+    (tmp_path / "models.toml").write_text('comfyui_root = "ComfyUI/models"\n')
+    registry = load_registry(tmp_path / "models.toml")
+
+    assert registry.listing()["ip_adapters"] == [
+        {"name": "ip-adapter-plus_sdxl_vit-h.safetensors", "family": "sdxl"},
+        {"name": "ip-adapter_sd15.safetensors", "family": "sd15"},
+        {"name": "ip-adapter_sdxl.safetensors", "family": "sdxl"}]
+    assert [a.name for a in registry.ip_adapters_for("sd15")] == ["ip-adapter_sd15.safetensors"]
+    encoder = {a.name: registry.image_encoder_for(a).name for a in registry.ip_adapters}
+    assert encoder == {"ip-adapter_sd15.safetensors": "CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors",  # 1024 out
+                       "ip-adapter-plus_sdxl_vit-h.safetensors": "CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors",
+                       "ip-adapter_sdxl.safetensors": "CLIP-ViT-bigG-14-laion2B-39B-b160k.safetensors"}
+    config = image_encoder_config(comfy / "clip_vision" / "CLIP-ViT-bigG-14-laion2B-39B-b160k.safetensors")
+    assert config == {"hidden_size": 1664, "projection_dim": 1280, "num_hidden_layers": 3,
+                      "intermediate_size": 4 * 1664, "num_attention_heads": 16, "patch_size": 14,
+                      "image_size": 224, "hidden_act": "gelu"}
+    with pytest.raises(EngineInputError, match="not a CLIP vision encoder"):
+        image_encoder_config(comfy / "ipadapter" / "ip-adapter_sd15.safetensors")
+
+    # without a fitting encoder the message says where to put one
+    (comfy / "clip_vision" / "CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors").unlink()
+    with pytest.raises(EngineInputError, match=r"needs a CLIP image encoder and none of "
+                                               r"CLIP-ViT-bigG-14-laion2B-39B-b160k.safetensors fits it.*clip_vision"):
+        registry.image_encoder_for(registry.resolve_ip_adapter("ip-adapter_sd15.safetensors"))
+
+
+def test_named_ip_adapters_and_image_encoder_dirs(tmp_path):
+    _ip_adapter(tmp_path / "ipadapter" / "scanned_sd15.safetensors")
+    _ip_adapter(tmp_path / "faces" / "face.safetensors", 768, image_width=1280, plus=True)
+    encoder = tmp_path / "image_encoder"
+    _clip_vision(encoder / "model.safetensors", 1280, 1024)
+    (encoder / "config.json").write_text("{}")
+    _clip_vision(tmp_path / "clip_vision" / "vit-h.safetensors", 1280, 1024)
+    toml = tmp_path / "models.toml"
+    toml.write_text("""
+[ip_adapters]
+dirs = ["ipadapter"]
+image_encoder_dirs = ["clip_vision"]
+
+[ip_adapters.face]
+file = "faces/face.safetensors"
+image_encoder = "image_encoder"
+""")
+    registry = load_registry(toml)
+    assert [a.public() for a in registry.ip_adapters] == [{"name": "face", "family": "sd15"},
+                                                          {"name": "scanned_sd15.safetensors", "family": "sd15"}]
+    assert registry.image_encoder_for(registry.resolve_ip_adapter("face")) == encoder
+    scanned = registry.resolve_ip_adapter("scanned_sd15.safetensors")
+    assert registry.image_encoder_for(scanned).name == "vit-h.safetensors"
+    with pytest.raises(EngineInputError, match="IP-Adapter 'nobody' is not on the server; available: face, scanned"):
+        registry.resolve_ip_adapter("nobody")
+    with pytest.raises(EngineInputError, match="pickle"):
+        registry.resolve_ip_adapter("old.bin")
+
+
+@pytest.mark.parametrize("table, message", [
+    ('[ip_adapters.face]\nfile = "face.bin"\n', "pickle"),
+    ('[ip_adapters.face]\nfile = "faces"\n', "must be one .safetensors file"),
+    ('[ip_adapters.face]\nfile = "face.safetensors"\nimage_encoder = "faces"\n', "no config.json"),
+    ('[ip_adapters.face]\nfile = "face.safetensors"\nscale = 1\n', "unknown key.*scale"),
+    ('[ip_adapters]\nimage_encoders = 1\n', "unknown key 'image_encoders'"),
+    ('[ip_adapters]\nimage_encoder_dirs = ["nowhere"]\n', "does not exist"),
+])
+def test_broken_ip_adapter_tables_are_clear_errors_at_load(tmp_path, table, message):
+    _ip_adapter(tmp_path / "face.safetensors")
+    (tmp_path / "face.bin").write_bytes(b"pickle")
+    (tmp_path / "faces").mkdir()
+    (tmp_path / "models.toml").write_text(table)
+    with pytest.raises(ValueError, match=message):
+        load_registry(tmp_path / "models.toml")
+
+
+def test_preview_extras_of_a_base(tmp_path):
+    _diffusers_folder(tmp_path / "sd15")
+    _weights(tmp_path / "loras" / "lcm-lora-sdv1-5.safetensors")
+    _diffusers_folder(tmp_path / "taesd", "config.json")
+    base = '[[base]]\nname = "sd15"\npath = "sd15"\n'
+    toml = tmp_path / "models.toml"
+    toml.write_text(base + 'preview_lora = "lcm-lora-sdv1-5.safetensors"\npreview_lora_weight = 0.9\n'
+                    'preview_scheduler = "lcm"\npreview_steps = 4\npreview_guidance = 1.5\npreview_vae = "taesd"\n'
+                    '[loras]\ndirs = ["loras"]\n')
+    preview = load_registry(toml).resolve_base().preview
+    assert (preview.lora, preview.lora_weight, preview.scheduler, preview.steps, preview.guidance) == (
+        "lcm-lora-sdv1-5.safetensors", 0.9, "lcm", 4, 1.5)
+    assert preview.vae == (tmp_path / "taesd").resolve()
+    toml.write_text(base)
+    assert load_registry(toml).resolve_base().preview.lora is None
+
+    (tmp_path / "empty").mkdir()
+    for extra, message in (('preview_scheduler = "turbo"\n', "preview_scheduler must be one of"),
+                           ('preview_steps = 0\n', "preview_steps"),
+                           ('preview_vae = "empty"\n', "AutoencoderTiny"),
+                           ('preview_lora = "hyper.safetensors"\n[loras]\ndirs = ["loras"]\n',
+                            "preview_lora: LoRA 'hyper.safetensors' is not on the server")):
+        toml.write_text(base + extra)
+        with pytest.raises(ValueError, match=message):
+            load_registry(toml)

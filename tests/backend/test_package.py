@@ -80,3 +80,45 @@ def test_zips_unpack_safely(make_package, tmp_path):
     (tmp_path / "not.zip").write_text("hello")
     with pytest.raises(EngineInputError, match="not a zip"):
         extract_zip(tmp_path / "not.zip", tmp_path / "x")
+
+
+def _with_reference(root, name="Mara", size=(40, 30), relative=None):
+    """Give ``name`` a reference image (a red rectangle) the way the add-on writes it."""
+    import cv2
+    import numpy as np
+
+    relative = relative or f"reference/{name}.png"
+    (root / "reference").mkdir(exist_ok=True)
+    pixels = np.zeros((size[1], size[0], 3), np.uint8)
+    pixels[..., 2] = 200  # BGR: red
+    cv2.imwrite(str(root / "reference" / f"{name}.png"), pixels)
+    meta = json.loads((root / "shot.json").read_text())
+    for character in meta["characters"]:
+        if character["name"] == name:
+            character["reference"] = relative
+    (root / "shot.json").write_text(json.dumps(meta))
+    return root
+
+
+def test_a_character_reference_image_is_read_as_rgb(make_package):
+    package = ShotPackage.load(_with_reference(make_package(frames=1)))
+    reference = package.reference("Mara")
+    assert reference.shape == (30, 40, 3) and tuple(reference[0, 0]) == (200, 0, 0)
+    assert package.reference("Theo") is None and package.reference("Nobody") is None
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda root: (root / "reference" / "Mara.png").unlink(), "Mara: its reference image reference/Mara.png is "
+                                                              "missing from the package"),
+    (lambda root: (root / "reference" / "Mara.png").write_bytes(b"nope"), "not a readable PNG"),
+    (lambda root: _with_reference(root, relative="../outside.png"), "must name a PNG in the package's reference/"),
+    (lambda root: _with_reference(root, relative="mask/Mara/0001.png"), "must name a PNG"),
+    (lambda root: _with_reference(root, relative="reference/Mara.jpg"), "must name a PNG"),
+    (lambda root: _with_reference(root, size=(120, 20)),
+     "reference image is 120×20 px; each side must be at most 100"),
+])
+def test_bad_reference_images_are_refused_with_a_sentence(make_package, damage, message):
+    root = _with_reference(make_package(frames=1))
+    damage(root)
+    with pytest.raises(EngineInputError, match=message):
+        ShotPackage.load(root, Limits(max_edge=100))
