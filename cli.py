@@ -4,6 +4,9 @@
     standin demo --out DIR      build the sample scene, save DIR/scene.blend, render a look and its passes
     standin passes SCENE.blend [--shot NAME | --all] [--out DIR] [--scale 0.5]
                                 render each shot's control passes into a shot package
+    standin generate SCENE.blend [--shot NAME | --all] [--backend URL | --engine sketch]
+                                [--profile preview|final] [--takes N]
+                                generate takes of shots (//standin/<shot>/v001/…) and save the .blend
 """
 
 import argparse
@@ -29,6 +32,21 @@ def _parser() -> argparse.ArgumentParser:
     passes.add_argument("--out", type=pathlib.Path, help="write DIR/<shot>/ instead of the project output folder")
     passes.add_argument("--scale", type=float, default=1.0, help="pass size against the project resolution")
     passes.add_argument("--force", action="store_true", help="render even shots whose inputs did not change")
+    generate = commands.add_parser("generate", help="generate takes of shots on a backend and record them")
+    generate.add_argument("blend", type=pathlib.Path, help="the .blend file (saved with the new takes)")
+    which = generate.add_mutually_exclusive_group()
+    which.add_argument("--shot", action="append", metavar="NAME", help="a shot to generate (repeatable)")
+    which.add_argument("--all", action="store_true", help="every shot (the default); unchanged shots are skipped")
+    where = generate.add_mutually_exclusive_group()
+    where.add_argument("--backend", metavar="URL", help="a running backend (default: the project's backend URL)")
+    where.add_argument("--engine", choices=("sketch",),
+                       help="start a local backend with this engine for the run (no GPU, no downloads)")
+    generate.add_argument("--token", help="the backend's token (default: the project's)")
+    generate.add_argument("--profile", choices=("preview", "final"), help="default: the project's profile")
+    generate.add_argument("--takes", type=int, default=None, metavar="N",
+                          help="variations per shot, each with its own seed (default: the project's)")
+    generate.add_argument("--force", action="store_true", help="generate even shots whose inputs did not change")
+    generate.add_argument("--passes-scale", type=float, default=1.0, help="pass size against the project resolution")
     return parser
 
 
@@ -155,12 +173,128 @@ def run_passes(blend: pathlib.Path, shots: list[str] | None, out: pathlib.Path |
     return 1 if failed else 0
 
 
+def _open_blend(blend: pathlib.Path):
+    """Start Blender with ``blend`` open; returns (bpy, scene) or prints why not and returns None."""
+    if not blend.is_file():
+        print(f"standin: {blend} is not a file: give the path of a .blend.", file=sys.stderr)
+        return None
+    bpy = start_blender()
+    try:
+        _quietly(bpy.ops.wm.open_mainfile, filepath=str(blend.resolve()))
+    except RuntimeError as error:
+        print(f"standin: cannot open {blend}: {error}", file=sys.stderr)
+        return None
+    return bpy, bpy.context.scene
+
+
+def _chosen_shots(scene, blend, names: list[str] | None) -> list[str] | None:
+    available = [s.name for s in scene.standin.shots]
+    if not available:
+        print(f"standin: {blend} has no StandIn shots: add shots in Blender (StandIn tab) first.", file=sys.stderr)
+        return None
+    unknown = [name for name in names or [] if name not in available]
+    if unknown:
+        print(f"standin: no shot named {', '.join(unknown)} in {blend}; it has {', '.join(available)}.",
+              file=sys.stderr)
+        return None
+    return names or available
+
+
+def generate_shots(scene, names: list[str], url: str, token: str, profile: str | None = None,
+                   variations: int | None = None, force: bool = False, passes_scale: float = 1.0):
+    """Generate ``names`` against the backend at ``url``, printing progress; returns the batch summary."""
+    from .addon import generation
+
+    project = scene.standin.project
+    worker = generation.worker_for(url, token, project.backend_timeout)
+    project.backend_url = url
+    batch = generation.GenerationBatch(scene, names, force=force, variations=variations, profile=profile,
+                                       worker=worker, pass_scale=passes_scale)
+    interactive = sys.stderr.isatty()
+    shown = ""
+    while _quietly(batch.step):
+        if interactive:
+            done, total, what = batch.progress
+            line = f"\r{what[:60]:<60} {100 * done // max(1, total):3d}%"
+            if line != shown:
+                print(line, end="", file=sys.stderr, flush=True)
+                shown = line
+        if not batch.passes.busy:
+            import time
+
+            time.sleep(0.02)
+    if interactive:
+        print("\r" + " " * 70 + "\r", end="", file=sys.stderr)
+    for name in names:
+        shot = scene.standin.shots.get(name)
+        if shot is None:
+            continue
+        take = shot.active_take
+        if name in batch.summary.generated and take is not None:
+            print(f"{name}: {take.name} seed {take.seed} ({take.engine}) -> {bpy_abspath(take.folder)}")
+        elif name in batch.summary.skipped:
+            print(f"{name}: unchanged since {take.name if take else 'its take'}")
+        elif shot.generation in ("FAILED", "LOST", "CANCELLED"):
+            print(f"{name}: {shot.generation}: {shot.job_message}", file=sys.stderr)
+    for message in batch.summary.messages:
+        print(f"  {message}", file=sys.stderr)
+    print(batch.summary.line())
+    return batch.summary
+
+
+def bpy_abspath(path: str) -> str:
+    import bpy
+
+    return bpy.path.abspath(path)
+
+
+def run_generate(args) -> int:
+    opened = _open_blend(args.blend)
+    if opened is None:
+        return 2
+    bpy, scene = opened
+    names = _chosen_shots(scene, args.blend, args.shot)
+    if names is None:
+        return 2
+    if args.takes is not None and not 1 <= args.takes <= 8:
+        print("standin: --takes must be between 1 and 8.", file=sys.stderr)
+        return 2
+    project = scene.standin.project
+    configured_url = project.backend_url
+    local = None
+    if args.engine:
+        from .addon import local_backend
+
+        try:
+            local = local_backend.LocalBackend().start()
+        except local_backend.LocalBackendError as error:
+            print(f"standin: {error}", file=sys.stderr)
+            return 1
+        url, token = local.url, ""
+    else:
+        url = args.backend or project.backend_url
+        token = args.token if args.token is not None else project.backend_token
+    try:
+        summary = generate_shots(scene, names, url, token, args.profile, args.takes, args.force, args.passes_scale)
+    finally:
+        from .addon import generation
+
+        generation.close_workers()
+        if local is not None:
+            local.stop()
+            project.backend_url = configured_url  # the local backend's port is gone after this run
+    _quietly(bpy.ops.wm.save_mainfile)
+    return 0 if summary.ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "demo":
         return run_demo(args.out, args.preview_width, args.passes_scale)
     if args.command == "passes":
         return run_passes(args.blend, args.shot, args.out, args.scale, args.force)
+    if args.command == "generate":
+        return run_generate(args)
     return 2
 
 

@@ -25,8 +25,36 @@ def check_scene(scene) -> list[str]:
 
 @persistent
 def _on_load_post(*_args):
+    resumed = []
     for scene in bpy.data.scenes:
         check_scene(scene)
+        resumed += resume_generation(scene)
+    if resumed and not bpy.app.timers.is_registered(_poll_resumed_jobs):
+        bpy.app.timers.register(_poll_resumed_jobs, first_interval=0.5, persistent=True)
+
+
+@persistent
+def _on_load_pre(*_args):
+    import sys
+
+    generation = sys.modules.get(f"{__package__}.generation")
+    if generation is not None:
+        generation.abandon_everything()
+
+
+def resume_generation(scene) -> list[str]:
+    """Jobs in flight when the file was saved: pick them up again by id (or mark them lost)."""
+    if not any(s.generation in ("QUEUED", "RUNNING") for s in scene.standin.shots):
+        return []
+    from . import generation
+
+    return generation.resume_pending(scene)
+
+
+def _poll_resumed_jobs():
+    from . import generation
+
+    return 0.5 if generation.apply_worker_updates() else None
 
 
 @persistent
@@ -37,6 +65,7 @@ def _on_depsgraph_update_post(scene, _depsgraph=None):
 
 
 _HANDLERS = (
+    (bpy.app.handlers.load_pre, _on_load_pre),
     (bpy.app.handlers.load_post, _on_load_post),
     (bpy.app.handlers.depsgraph_update_post, _on_depsgraph_update_post),
 )
@@ -52,3 +81,15 @@ def unregister():
     for handler_list, function in _HANDLERS:
         if function in handler_list:
             handler_list.remove(function)
+    if bpy.app.timers.is_registered(_poll_resumed_jobs):
+        bpy.app.timers.unregister(_poll_resumed_jobs)
+    # Blender closes or the add-on is disabled: stop our threads and the local backend we started.
+    import sys
+
+    if f"{__package__}.generation" in sys.modules:
+        sys.modules[f"{__package__}.generation"].close_workers()
+    if f"{__package__}.local_backend" in sys.modules:
+        sys.modules[f"{__package__}.local_backend"].shared().stop()
+    from . import take_display
+
+    take_display.unregister()

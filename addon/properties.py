@@ -69,6 +69,18 @@ def _sync_cut(self, context):
     shots.sync_markers(self.id_data)
 
 
+def _update_take_opacity(self, context):
+    from . import take_display
+
+    take_display.set_opacity(self.id_data, self.take_opacity)
+
+
+def _take_chosen(self, context):
+    from . import generation
+
+    generation.on_take_chosen(self.id_data, self)
+
+
 def _is_armature(self, obj):
     return obj.type == "ARMATURE"
 
@@ -135,6 +147,25 @@ class StandInProject(PropertyGroup):
         default="//standin/",
         subtype="DIR_PATH",
         options=_RELATIVE_PATH,
+    )
+    profile: EnumProperty(
+        name="Profile",
+        description="Generation quality",
+        items=(("preview", "Preview", "Few steps, smaller size: fast"),
+               ("final", "Final", "Full steps and size: slow")),
+        default="preview",
+    )
+    variations: IntProperty(
+        name="Variations", description="How many takes one Generate asks for, each with its own seed",
+        default=1, min=1, max=8,
+    )
+    take_opacity: FloatProperty(
+        name="Take opacity", description="Opacity of the active take behind the stand-ins in camera view",
+        default=0.6, min=0.0, max=1.0, subtype="FACTOR", update=_update_take_opacity,
+    )
+    backend_timeout: FloatProperty(
+        name="Time-out", description="Seconds to wait for the backend to answer a request",
+        default=20.0, min=1.0, max=600.0, unit="TIME_ABSOLUTE",
     )
 
 
@@ -221,6 +252,36 @@ class StandInSubject(PropertyGroup):
     """A character a shot frames, by name (names survive a stand-in rebuild)."""
 
 
+GENERATION_STATES = (
+    ("NONE", "Not generated", "No generation asked for yet"),
+    ("QUEUED", "Queued", "Waiting for its passes or the backend"),
+    ("RUNNING", "Running", "The backend is generating it"),
+    ("DONE", "Done", "The last generation finished and was recorded as a take"),
+    ("FAILED", "Failed", "The last generation failed: see its message"),
+    ("CANCELLED", "Cancelled", "The last generation was cancelled"),
+    ("LOST", "Lost", "The backend no longer knows the job that was running when Blender closed"),
+)
+
+
+class StandInTake(PropertyGroup):
+    """A generated take, as recorded on its shot (the folder's take.json holds the same and more)."""
+
+    # ``name`` is the take name, v001 style.
+    folder: StringProperty(name="Folder", description="The take's folder, relative to the .blend",
+                           subtype="DIR_PATH", options=_RELATIVE_PATH)
+    seed: IntProperty(name="Seed", min=0)
+    profile: StringProperty(name="Profile")
+    engine: StringProperty(name="Engine")
+    model: StringProperty(name="Model")
+    loras: StringProperty(name="LoRAs", description="The characters' LoRAs and weights used")
+    prompt: StringProperty(name="Prompt")
+    created: StringProperty(name="Created", description="When the take was generated (UTC, ISO 8601)")
+    job_id: StringProperty(name="Job")
+    inputs_hash: StringProperty(name="Inputs", description="Hash of everything that decided the take's pixels")
+    frame_count: IntProperty(name="Frames", min=0)
+    starred: BoolProperty(name="Favourite", description="Mark this take as a favourite")
+
+
 class StandInShot(PropertyGroup):
     # ``name`` is the shot name, SQ010_SH0010 style.
     camera: PointerProperty(name="Camera", type=bpy.types.Object, poll=_is_camera, update=_sync_cut)
@@ -258,10 +319,29 @@ class StandInShot(PropertyGroup):
         items=BACKGROUND_PASSES,
         default="NONE",
     )
+    seed: IntProperty(name="Seed", description="Seed of the shot's next take (Reroll picks a new one)",
+                      default=1, min=0)
+    takes: CollectionProperty(type=StandInTake)
+    take_index: IntProperty(name="Active take", description="The take shown and used in the animatic",
+                            default=-1, min=-1, update=_take_chosen)
+    # The generation in flight (or the last one): survives a save, so a reopened file can pick it up.
+    generation: EnumProperty(name="Generation", items=GENERATION_STATES, default="NONE")
+    job_id: StringProperty(name="Backend job", description="Id of the backend job in flight")
+    job_backend: StringProperty(name="Backend URL", description="The backend that runs the job in flight")
+    job_message: StringProperty(name="Message", description="Progress or what went wrong")
+    job_step: IntProperty(min=0)
+    job_total: IntProperty(min=0)
+    job_eta: FloatProperty(default=-1.0)
+    job_inputs_hash: StringProperty(description="Inputs hash of the job in flight")
+    job_request: StringProperty(description="The job in flight's record-to-be, as JSON")
 
     @property
     def duration(self) -> int:
         return self.frame_end - self.frame_start + 1
+
+    @property
+    def active_take(self):
+        return self.takes[self.take_index] if 0 <= self.take_index < len(self.takes) else None
 
 
 class StandInScene(PropertyGroup):
@@ -295,6 +375,7 @@ classes = (
     StandInCharacter,
     StandInSet,
     StandInSubject,
+    StandInTake,
     StandInShot,
     StandInScene,
 )

@@ -59,11 +59,61 @@ def _mesh_digest(mesh, cache: dict) -> str:
     return cache[mesh.name_full]
 
 
-def _visible_state(scene, mesh_cache: dict) -> list:
-    """What the render sees of the scene at the current frame (objects, transforms, poses, meshes)."""
+#: How far a stand-in's body reaches beyond its joints (metres): the view test pads the joints by it.
+BODY_REACH = 0.35
+
+
+def box_corners(low, high) -> list[Vector]:
+    return [Vector((x, y, z)) for x in (low[0], high[0]) for y in (low[1], high[1]) for z in (low[2], high[2])]
+
+
+def points_in_view(scene, camera, points, margin: float = 0.02) -> bool:
+    """Could anything inside the convex hull of ``points`` (world space) show in ``camera``'s frame?
+
+    Conservative: a hull that reaches behind the camera plane counts as seen; otherwise its
+    projected bounds must overlap the frame (padded by ``margin``) within the clipping range.
+    """
+    from bpy_extras.object_utils import world_to_camera_view
+
+    projected = [world_to_camera_view(scene, camera, point) for point in points]
+    depths = [p.z for p in projected]
+    clip_start, clip_end = camera.data.clip_start, camera.data.clip_end
+    if max(depths) < clip_start or min(depths) > clip_end:
+        return False
+    if min(depths) <= 0.0:
+        return True
+    xs, ys = [p.x for p in projected], [p.y for p in projected]
+    return max(xs) >= -margin and min(xs) <= 1 + margin and max(ys) >= -margin and min(ys) <= 1 + margin
+
+
+def object_in_view(scene, camera, obj) -> bool:
+    corners = [obj.matrix_world @ Vector(corner) for corner in obj.bound_box]
+    return points_in_view(scene, camera, corners)
+
+
+def joints_in_view(scene, camera, joints) -> bool:
+    low = [min(j[axis] for j in joints) - BODY_REACH for axis in range(3)]
+    high = [max(j[axis] for j in joints) + BODY_REACH for axis in range(3)]
+    return points_in_view(scene, camera, box_corners(low, high))
+
+
+def _visible_state(scene, mesh_cache: dict, camera, seen_stand_ins: set) -> list:
+    """What the render sees of the scene at the current frame (objects, transforms, poses, meshes).
+
+    Only objects that can show in the camera's frame count, so moving something another shot sees
+    leaves this shot's fingerprint alone. Stand-ins and their bodies follow ``seen_stand_ins``
+    (their joints' test), other objects their bounding box.
+    """
     state = []
     for obj in sorted(scene.objects, key=lambda o: o.name_full):
         if obj.hide_render or obj.type not in {"MESH", "ARMATURE", "CURVE", "SURFACE", "META", "FONT"}:
+            continue
+        owner = obj if rig.is_stand_in(obj) else (obj.parent if obj.parent is not None and rig.is_stand_in(obj.parent)
+                                                   else None)
+        if owner is not None:
+            if owner.name_full not in seen_stand_ins:
+                continue
+        elif not object_in_view(scene, camera, obj):
             continue
         entry = [obj.name_full, obj.type, obj.pass_index, _matrix(obj.matrix_world)]
         if obj.type == "MESH":
@@ -122,6 +172,7 @@ def read_shot(scene, shot, scale: float = 1.0) -> ShotSpec:
     camera_matrices, camera_lens = {}, {}
     fingerprint = hashlib.sha256()
     mesh_cache: dict = {}
+    seen_characters: set[str] = set()
     sun = None
     current = scene.frame_current
     try:
@@ -130,10 +181,14 @@ def read_shot(scene, shot, scale: float = 1.0) -> ShotSpec:
             key = str(frame)
             camera_matrices[key] = _matrix(camera.matrix_world)
             camera_lens[key] = round(camera.data.lens, _DIGITS)
+            seen_now = set()
             for _character, stand_in, spec in cast:
                 joints = rig.joint_positions(stand_in)
                 spec.joints[key] = [_rounded(joints[name]) for name in mannequin.COCO18]
-            fingerprint.update(repr(_visible_state(scene, mesh_cache)).encode())
+                if joints_in_view(scene, camera, list(joints.values())):
+                    seen_now.add(stand_in.name_full)
+                    seen_characters.add(spec.name)
+            fingerprint.update(repr(_visible_state(scene, mesh_cache, camera, seen_now)).encode())
             if frame == shot.frame_start:
                 sun = _sun_direction_camera(scene, camera)
     finally:
@@ -160,7 +215,8 @@ def read_shot(scene, shot, scale: float = 1.0) -> ShotSpec:
         ),
         camera_matrices=camera_matrices,
         camera_lens=camera_lens,
-        characters=[spec for _c, _s, spec in cast],
+        # characters that never come near the frame are not part of this shot (nor of its hashes)
+        characters=[spec for _c, _s, spec in cast if spec.name in seen_characters],
         set=SetSpec(active_set.name, active_set.prompt, active_set.seed, active_set.time_of_day)
         if active_set is not None else None,
         sun_direction_camera=sun,

@@ -3,6 +3,7 @@
 
 import bpy
 
+from ..addon import take_display
 from .common import StandInPanel, list_with_buttons
 
 _STATUS_ICONS = {"BLOCKING": "GREASEPENCIL", "READY": "CHECKMARK", "GENERATED": "IMAGE_DATA",
@@ -12,6 +13,9 @@ _STATUS_ICONS = {"BLOCKING": "GREASEPENCIL", "READY": "CHECKMARK", "GENERATED": 
 class STANDIN_UL_shots(bpy.types.UIList):
     def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index):
         row = layout.row(align=True)
+        thumbnail = take_display.thumbnail_icon(item)
+        if thumbnail:
+            row.label(text="", icon_value=thumbnail)
         row.label(text="", icon=_STATUS_ICONS.get(item.status, "DOT"))
         row.label(text=item.name)
         row.label(text=f"{item.shot_size} {item.lens:.0f}mm")

@@ -11,7 +11,11 @@ def test_every_operator_is_undoable_and_documented():
     assert len(standin.operators.classes) >= 15
     for cls in standin.operators.classes:
         assert cls.bl_idname.startswith("standin."), cls
-        assert "UNDO" in cls.bl_options and "REGISTER" in cls.bl_options, cls.bl_idname
+        options = getattr(cls, "bl_options", set())
+        assert "REGISTER" in options or getattr(cls, "not_undoable", ""), cls.bl_idname
+        # Operators that edit the scene are undoable; the few that talk to the backend (whose results
+        # land later, like Blender's own Render) say why they are not.
+        assert "UNDO" in options or len(getattr(cls, "not_undoable", "")) > 20, cls.bl_idname
         assert (cls.__doc__ or "").strip(), f"{cls.bl_idname} has no tooltip"
 
 

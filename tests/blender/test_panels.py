@@ -70,6 +70,9 @@ def _draw_all(context):
         for index, item in enumerate(items):
             getattr(bpy.types, list_type).draw_item(
                 None, context, RecordingLayout(log), data, item, 0, data, "", index)
+    for shot in data.shots:
+        for index, take in enumerate(shot.takes):
+            bpy.types.STANDIN_UL_takes.draw_item(None, context, RecordingLayout(log), shot, take, 0, shot, "", index)
     return log
 
 
@@ -91,7 +94,25 @@ def test_panels_draw_the_demo_scene_with_a_broken_shot(scene):
     handlers.check_scene(scene)
     log = _draw_all(bpy.context)
     drawn_lists = {entry[1] for entry in log if entry[0] == "list"}
-    assert drawn_lists == {"STANDIN_UL_cast", "STANDIN_UL_sets", "STANDIN_UL_shots"}
+    assert drawn_lists == {"STANDIN_UL_cast", "STANDIN_UL_sets", "STANDIN_UL_shots", "STANDIN_UL_takes"}
     assert ("operator", "standin.shot_reframe") in log and ("operator", "standin.pose_apply") in log
     assert any(kind == "label" and "camera was" in text for kind, text in log)
     assert ("label", "SQ010_SH0030") in log  # the shot list's rows
+
+
+@pytest.mark.bpy45
+def test_generate_panel_shows_progress_and_the_takes(scene):
+    demo.build_demo(scene)
+    shot = scene.standin.shots[0]
+    scene.standin.shot_index = 0
+    for name, seed in (("v001", 5), ("v002", 6)):
+        take = shot.takes.add()
+        take.name, take.seed, take.profile, take.engine = name, seed, "preview", "sketch"
+        take.folder = f"//standin/{shot.name}/{name}/"  # not on disk: the list still draws, no thumbnail
+    shot.take_index = 1
+    shot.generation, shot.job_step, shot.job_total, shot.job_eta = "RUNNING", 3, 12, 75.0
+    shot.job_message = "frame 2"
+    log = _draw_all(bpy.context)
+    assert ("operator", "standin.generate") in log and ("operator", "standin.backend_test") in log
+    assert ("label", "seed 6") in log and ("label", "v002") in log
+    assert any(kind == "label" and "step 3/12, 1:15 left" in text for kind, text in log)

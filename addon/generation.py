@@ -1,0 +1,441 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Generate shots: passes when stale → a backend job → a take recorded on the shot.
+
+The bpy edge of generation. ``GenerationBatch.step()`` runs on Blender's main thread (a modal
+operator's timer, ``bpy.app.timers``, or a loop in the CLI): it renders stale passes one frame at
+a time, hands finished packages to a ``generation_job.GenerationWorker`` (network and file transfer
+on its own thread) and applies the worker's updates to the shots. Shots are looked up by name at
+every step, so undo, renames and deletions between steps cannot leave a dangling pointer.
+
+A shot whose inputs (passes, prompts, cast LoRAs, seed, profile) are the same as its active take's
+is skipped unless forced. The job in flight is stored on the shot (id, backend, what to record), so
+a file reopened after Blender closed picks the job up again (``resume_pending``).
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import time
+import weakref
+from dataclasses import dataclass, field
+
+import bpy
+
+from . import pass_pipeline, shot_package, take_display, takes
+from .backend_client import BackendClient
+from .generation_job import GenerationRequest, GenerationWorker, Update
+
+_IN_FLIGHT = ("QUEUED", "RUNNING")
+
+
+# -- what a shot's next take is made of ------------------------------------------------------------
+
+
+def shot_dir_for(scene, shot_name: str) -> pathlib.Path:
+    """Where a shot's takes go: ``<project output>/<shot>/`` (its passes are in ``passes/`` there)."""
+    return pass_pipeline.package_dir_for(scene, shot_name).parent
+
+
+def record_from_package(package_dir: pathlib.Path, shot_name: str, seed: int, profile: str,
+                        options: dict) -> dict:
+    """The take record known before the job runs: prompts, LoRAs, inputs hash (from shot.json)."""
+    data = shot_package.read_shot_json(package_dir)
+    if data is None:
+        raise shot_package.PackageError(f"{shot_name} has no complete passes at {package_dir}: render them again.")
+    characters = data.get("characters", [])
+    loras = [{"character": c["name"], "file": c.get("lora_file", ""), "trigger": c.get("lora_trigger", ""),
+              "weight": c.get("lora_weight", 0.0)} for c in characters if c.get("lora_file")]
+    prompts = {"style": data.get("style_prompt", ""), "negative": data.get("negative_prompt", ""),
+               "action": data.get("action", ""), "set": (data.get("set") or {}).get("prompt", ""),
+               "characters": {c["name"]: c.get("prompt", "") for c in characters}}
+    return {
+        "shot": shot_name, "seed": seed, "profile": profile, "model": str(options.get("base", "")),
+        "loras": loras, "prompts": prompts, "fps": data.get("fps", 24.0),
+        "width": data.get("width", 0), "height": data.get("height", 0),
+        "inputs_hash": inputs_hash_of(data, seed, profile, options),
+    }
+
+
+def inputs_hash_of(shot_json: dict, seed: int, profile: str, options: dict) -> str:
+    # The engine is not part of it: the same passes, prompts and seed on another backend are the same
+    # request (the take records which engine answered).
+    return takes.inputs_hash(shot_json["content_hash"], seed, profile, "", options)
+
+
+def is_up_to_date(shot, package_dir: pathlib.Path, profile: str, options: dict) -> bool:
+    """True when the shot's active take was made from exactly these inputs."""
+    take = shot.active_take
+    data = shot_package.read_shot_json(package_dir)
+    if take is None or data is None or not take.inputs_hash:
+        return False
+    if not _take_folder_ok(take):
+        return False
+    return take.inputs_hash == inputs_hash_of(data, shot.seed, profile, options)
+
+
+def _take_folder_ok(take) -> bool:
+    folder = pathlib.Path(bpy.path.abspath(take.folder))
+    return takes.read_take(folder) is not None
+
+
+def _relative(path: pathlib.Path) -> str:
+    """Blender-relative (``//…``) when the .blend is saved, so a moved project keeps its takes."""
+    if bpy.data.filepath:
+        try:
+            return bpy.path.relpath(str(path))
+        except ValueError:  # another drive
+            pass
+    return str(path)
+
+
+# -- applying what the worker reports ----------------------------------------------------------------
+
+
+def record_take(scene, shot, folder: pathlib.Path, record: takes.TakeRecord):
+    """Add a finished take to its shot and make it the active one."""
+    entry = shot.takes.add()
+    entry.name = record.name
+    entry.folder = _relative(folder)
+    entry.seed = record.seed
+    entry.profile = record.profile
+    entry.engine = record.engine
+    entry.model = record.model
+    entry.loras = ", ".join(f"{l['character']}: {l['file']} @{l['weight']:g}" for l in record.loras)
+    entry.prompt = " | ".join(p for p in (record.prompts.get("style", ""), record.prompts.get("action", "")) if p)
+    entry.created = record.created
+    entry.job_id = record.job_id
+    entry.inputs_hash = record.inputs_hash
+    entry.frame_count = len(record.frames)
+    set_active_take(scene, shot, len(shot.takes) - 1)
+    return entry
+
+
+def set_active_take(scene, shot, index: int) -> None:
+    shot.take_index = index
+    on_take_chosen(scene, shot)
+
+
+def on_take_chosen(scene, shot) -> None:
+    """The active take changed (list click, Use Take, a new take): the seed follows, the display too."""
+    take = shot.active_take
+    if take is None:
+        take_display.clear(shot)
+        return
+    shot.seed = take.seed
+    if shot.status in ("BLOCKING", "READY"):
+        shot.status = "GENERATED"
+    take_display.show(scene, shot)
+
+
+def _clear_job(shot) -> None:
+    shot.job_id = ""
+    shot.job_backend = ""
+    shot.job_request = ""
+    shot.job_inputs_hash = ""
+    shot.job_step = shot.job_total = 0
+    shot.job_eta = -1.0
+
+
+def apply_update(scene, update: Update) -> str | None:
+    """Write one worker update onto its shot; returns a line for the user's report, or None."""
+    shot = scene.standin.shots.get(update.shot)
+    if update.kind == "done" and update.take is not None and shot is None:
+        return f"{update.shot} was renamed or removed while it generated; its take is at {update.take_folder}."
+    if shot is None:
+        return None
+    if update.kind == "submitted":
+        shot.generation = "QUEUED"
+        shot.job_id = update.job_id or ""
+        shot.job_message = update.message or "queued on the backend"
+    elif update.kind == "progress" and not update.job_id:  # still uploading (or downloading a resumed job)
+        shot.job_message = update.message or "uploading"
+    elif update.kind == "progress":
+        shot.generation = "RUNNING"
+        shot.job_step, shot.job_total = update.step or 0, update.total or 0
+        shot.job_eta = -1.0 if update.eta is None else float(update.eta)
+        shot.job_message = update.message or ""
+    elif update.kind == "done":
+        record_take(scene, shot, pathlib.Path(update.take_folder), update.take)
+        shot.generation = "DONE"
+        shot.job_message = f"{update.take.name} done"
+        _clear_job(shot)
+        return f"{shot.name}: {update.take.name} ready"
+    elif update.kind in ("failed", "cancelled", "lost"):
+        shot.generation = update.kind.upper()
+        shot.job_message = update.message or update.kind
+        _clear_job(shot)
+        return f"{shot.name}: {update.message or update.kind}"
+    return None
+
+
+# -- workers: one per backend, shared by every batch of this Blender session ---------------------------
+
+
+_workers: dict[tuple[str, str, float], GenerationWorker] = {}
+
+
+def worker_for(url: str, token: str, timeout: float) -> GenerationWorker:
+    key = (url.rstrip("/"), token, float(timeout))
+    worker = _workers.get(key)
+    if worker is None:
+        worker = GenerationWorker(lambda: BackendClient(key[0], token=token or None, timeout=key[2]))
+        _workers[key] = worker
+    return worker
+
+
+def _project_worker(scene) -> GenerationWorker:
+    project = scene.standin.project
+    return worker_for(project.backend_url, project.backend_token, project.backend_timeout)
+
+
+def close_workers() -> None:
+    """Stop every worker thread (Blender is closing or the add-on unregisters); backend jobs keep running."""
+    while _workers:
+        _, worker = _workers.popitem()
+        worker.close()
+
+
+# -- a batch: the shots one Generate asked for ------------------------------------------------------------
+
+
+@dataclass
+class Summary:
+    generated: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        parts = [f"{len(self.generated)} generated", f"{len(self.skipped)} unchanged"]
+        if self.failed:
+            parts.append(f"{len(self.failed)} failed ({', '.join(self.failed)})")
+        if self.cancelled:
+            parts.append(f"{len(self.cancelled)} cancelled")
+        return "Generate: " + ", ".join(parts)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.cancelled
+
+
+#: Batches still running, so loading another file can stop their pass renders first.
+_live_batches: "weakref.WeakSet[GenerationBatch]" = weakref.WeakSet()
+
+
+def running_batches() -> list["GenerationBatch"]:
+    """Batches that have not finished (what the Cancel button reaches)."""
+    return [batch for batch in list(_live_batches) if not batch.finished]
+
+
+def abandon_everything() -> None:
+    """Another file is about to load: stop pass renders (their scene is going away) and the workers.
+
+    Jobs already on the backend keep running; a file saved with them in flight picks them up again.
+    """
+    for batch in list(_live_batches):
+        batch.abandon()
+    close_workers()
+
+
+class GenerationBatch:
+    """Generate some shots: ``step()`` until it returns False, ``cancel()`` any time (Esc)."""
+
+    def __init__(self, scene, shot_names: list[str], *, force: bool = False, variations: int | None = None,
+                 profile: str | None = None, options: dict | None = None, worker: GenerationWorker | None = None, pass_scale: float = 1.0):
+        project = scene.standin.project
+        self.scene_name = scene.name
+        self.force = force
+        self.variations = variations or project.variations
+        self.profile = profile or project.profile
+        self.options = dict(options or {})
+        self.worker = worker or _project_worker(scene)
+        self.backend = project.backend_url
+        self.summary = Summary()
+        self.started = time.monotonic()
+        self._waiting: dict[str, int] = {}  # shot → takes still expected from the worker
+        self._cancelled = False
+        for name in shot_names:
+            shot = scene.standin.shots.get(name)
+            if shot is not None:
+                shot.generation = "QUEUED"
+                shot.job_message = "rendering passes"
+        self.passes = pass_pipeline.PassJob(scene, list(shot_names), scale=pass_scale)
+        self._handled = 0
+        self._abandoned = False
+        self.finished = False
+        _live_batches.add(self)
+
+    @property
+    def scene(self):
+        scene = bpy.data.scenes.get(self.scene_name)
+        if scene is None:
+            raise RuntimeError(f"the scene {self.scene_name!r} is gone")
+        return scene
+
+    @property
+    def progress(self) -> tuple[int, int, str]:
+        """(done, total, what) for a progress bar: passes first, then the backend's steps."""
+        pending = [self.scene.standin.shots.get(n) for n in self._waiting]
+        steps = sum(s.job_step for s in pending if s is not None)
+        total = sum(max(1, s.job_total) for s in pending if s is not None)
+        if self.passes.progress is not None and self.passes.busy:
+            p = self.passes.progress
+            return p.done, p.total, f"passes {p.shot} {p.done}/{p.total}"
+        running = [s for s in pending if s is not None and s.generation == "RUNNING"]
+        what = ", ".join(f"{s.name} {s.job_step}/{s.job_total}" for s in running[:2]) or "waiting for the backend"
+        return steps, max(total, 1), what
+
+    def abandon(self) -> None:
+        """Stop at once without touching the scene again (it is being unloaded)."""
+        self.passes.cancel()
+        self._waiting.clear()
+        self._abandoned = self.finished = True
+
+    def step(self) -> bool:
+        """Advance by one pass render and apply what the worker reported; False when all is done."""
+        if self._abandoned:
+            return False
+        scene = self.scene
+        more_passes = False if self._cancelled else self.passes.tick()
+        for result in self.passes.results[self._handled:]:
+            self._handled += 1
+            self._after_passes(scene, result)
+        for update in self.worker.poll():
+            self._apply(scene, update)
+        self.finished = not (more_passes or self._waiting)
+        return not self.finished
+
+    def _after_passes(self, scene, result) -> None:
+        shot = scene.standin.shots.get(result.shot)
+        if shot is None:
+            return
+        self.summary.messages.extend(f"{result.shot}: {w}" for w in result.warnings)
+        if not result.ok:
+            shot.generation = "CANCELLED" if result.status == "cancelled" else "FAILED"
+            shot.job_message = result.message
+            (self.summary.cancelled if result.status == "cancelled" else self.summary.failed).append(shot.name)
+            if result.status != "cancelled":
+                self.summary.messages.append(result.message)
+            return
+        try:
+            if not self.force and self.variations == 1 and is_up_to_date(shot, result.package_dir, self.profile,
+                                                                         self.options):
+                shot.generation = "DONE"
+                shot.job_message = "unchanged since its active take"
+                self.summary.skipped.append(shot.name)
+                return
+            shot_dir = shot_dir_for(scene, shot.name)
+            requests = []
+            for n in range(self.variations):
+                seed = (shot.seed + n) % 2**32
+                record = record_from_package(result.package_dir, shot.name, seed, self.profile, self.options)
+                record["backend"] = self.backend
+                spec = {"profile": self.profile, "seed": seed, "takes": 1, "options": self.options}
+                requests.append(GenerationRequest(shot.name, result.package_dir, shot_dir, spec, record))
+        except (shot_package.PackageError, OSError, ValueError) as error:
+            shot.generation = "FAILED"
+            shot.job_message = str(error)
+            self.summary.failed.append(shot.name)
+            self.summary.messages.append(f"{shot.name}: {error}")
+            return
+        shot.generation = "QUEUED"
+        shot.job_message = "sent to the backend"
+        shot.job_backend = self.backend
+        shot.job_request = json.dumps(_request_json(requests[0]))
+        shot.job_inputs_hash = requests[0].record["inputs_hash"]
+        self._waiting[shot.name] = len(requests)
+        for request in requests:
+            self.worker.submit(request)
+
+    def _apply(self, scene, update: Update) -> None:
+        if update.kind == "submitted":
+            shot = scene.standin.shots.get(update.shot)
+            if shot is not None and shot.job_request:
+                # what a reopened file needs to pick the job up again
+                stored = json.loads(shot.job_request)
+                stored["job_id"] = update.job_id
+                shot.job_request = json.dumps(stored)
+        line = apply_update(scene, update)
+        if update.kind in ("done", "failed", "cancelled", "lost") and update.shot in self._waiting:
+            self._waiting[update.shot] -= 1
+            if self._waiting[update.shot] <= 0:
+                del self._waiting[update.shot]
+            bucket = {"done": self.summary.generated, "failed": self.summary.failed,
+                      "lost": self.summary.failed, "cancelled": self.summary.cancelled}[update.kind]
+            if update.shot not in bucket:
+                bucket.append(update.shot)
+            if line and update.kind != "done":
+                self.summary.messages.append(line)
+
+    def cancel(self) -> None:
+        """Esc: stop rendering passes and cancel this batch's backend jobs; finished takes stay."""
+        self._cancelled = True
+        self.passes.cancel()
+        for result in self.passes.results[self._handled:]:
+            self._handled += 1
+            self._after_passes(self.scene, result)
+        for name in list(self._waiting):
+            self.worker.cancel(name)
+
+    def run(self, poll_seconds: float = 0.02, timeout: float | None = None) -> Summary:
+        """Scripts and the CLI: step until done (sleeping while only the backend works)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.step():
+            if deadline is not None and time.monotonic() > deadline:
+                self.cancel()
+                while self.step():
+                    time.sleep(poll_seconds)
+                break
+            if not self.passes.busy:
+                time.sleep(poll_seconds)
+        return self.summary
+
+
+def _request_json(request: GenerationRequest) -> dict:
+    return {"package_dir": str(request.package_dir), "shot_dir": str(request.shot_dir), "spec": request.spec,
+            "record": request.record}
+
+
+# -- after Blender restarts ------------------------------------------------------------------------------
+
+
+def resume_pending(scene, worker: GenerationWorker | None = None) -> list[str]:
+    """Pick up jobs that were in flight when the file was saved; return the shots resumed."""
+    resumed = []
+    for shot in scene.standin.shots:
+        if shot.generation not in _IN_FLIGHT:
+            continue
+        try:
+            stored = json.loads(shot.job_request) if shot.job_request else {}
+        except ValueError:
+            stored = {}
+        job_id = stored.get("job_id") or shot.job_id
+        if not job_id or not stored.get("shot_dir"):
+            shot.generation = "LOST"
+            shot.job_message = "Blender closed before the job reached the backend: generate it again."
+            _clear_job(shot)
+            continue
+        project = scene.standin.project
+        backend = shot.job_backend or project.backend_url
+        chosen = worker or worker_for(backend, project.backend_token, project.backend_timeout)
+        chosen.submit(GenerationRequest(shot.name, pathlib.Path(stored.get("package_dir", "")),
+                                        pathlib.Path(stored["shot_dir"]), stored.get("spec", {}),
+                                        stored.get("record", {}), resume_job_id=job_id))
+        shot.job_message = f"picking up job {job_id[:8]} again"
+        resumed.append(shot.name)
+    return resumed
+
+
+def apply_worker_updates(worker: GenerationWorker | None = None) -> bool:
+    """Apply updates of resumed jobs (no batch running); True while any worker is still busy."""
+    workers = [worker] if worker is not None else list(_workers.values())
+    for each in workers:
+        for update in each.poll():
+            for scene in bpy.data.scenes:
+                if scene.standin.shots.get(update.shot) is not None and (
+                        scene.standin.shots[update.shot].job_id in ("", update.job_id) or update.kind == "submitted"):
+                    apply_update(scene, update)
+                    break
+    return any(each.busy for each in workers)

@@ -1,0 +1,380 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Generate shots on the backend, keep working meanwhile; pick, star and reroll takes; the connection."""
+
+from __future__ import annotations
+
+import random
+import threading
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
+
+from ..addon import generation, shots, take_display
+from ..addon.backend_client import BackendClient, BackendError
+from .common import reports_errors
+
+def target_shot(context):
+    """The shot to generate: the one seen through the scene camera at the current frame, else the selected one."""
+    scene = context.scene
+    data = scene.standin
+    camera = scene.camera
+    if camera is not None and context.space_data is not None and getattr(context.space_data, "region_3d", None):
+        if context.space_data.region_3d.view_perspective == "CAMERA":
+            for shot in data.shots:
+                if shot.camera == camera and shot.frame_start <= scene.frame_current <= shot.frame_end:
+                    return shot
+    return data.active_shot
+
+
+def _report_summary(operator, summary) -> None:
+    for line in summary.messages:
+        operator.report({"WARNING"}, line)
+    operator.report({"ERROR"} if summary.failed else {"INFO"}, summary.line())
+
+
+class STANDIN_OT_generate(bpy.types.Operator):
+    """Generate the shot (passes when stale, then the backend) and record the result as a new take.
+    Blender stays usable while it runs; Esc or Cancel stops it"""
+
+    not_undoable = ("takes arrive over minutes while the user keeps editing, like Render: undo would drop "
+                    "the record of files that stay on disk")
+    bl_idname = "standin.generate"
+    bl_label = "Generate"
+    bl_options = {"REGISTER"}
+
+    all_shots: BoolProperty(name="All shots", default=False,
+                            description="Every shot; shots unchanged since their active take are skipped")
+    force: BoolProperty(name="Force", default=False, description="Generate even when nothing changed")
+    new_seed: BoolProperty(name="New seed", default=False, description="Reroll: pick a new seed first")
+
+    _timer = None
+    _batch = None
+
+    @classmethod
+    def poll(cls, context):
+        data = context.scene.standin
+        if not len(data.shots):
+            cls.poll_message_set("There are no shots: add one in the Shots panel")
+            return False
+        if generation.running_batches():
+            cls.poll_message_set("A generation is already running: wait for it or cancel it")
+            return False
+        return True
+
+    def _names(self, context) -> list[str]:
+        data = context.scene.standin
+        if self.all_shots:
+            return [s.name for s in data.shots if not shots.camera_problem(context.scene, s)]
+        shot = target_shot(context)
+        if shot is None:
+            raise ValueError("Select a shot in the shot list, or look through a shot's camera.")
+        problem = shots.camera_problem(context.scene, shot)
+        if problem:
+            raise ValueError(problem)
+        if self.new_seed:
+            shot.seed = random.randrange(2**31)
+        return [shot.name]
+
+    def _batch_for(self, context):
+        if not bpy.data.filepath and context.scene.standin.project.output_dir.startswith("//"):
+            raise ValueError("Save the .blend first: takes are stored next to it (//standin/<shot>/v001).")
+        names = self._names(context)
+        if not names:
+            raise ValueError("No shot can be generated: every shot needs its camera (see the Shots panel).")
+        return generation.GenerationBatch(context.scene, names, force=self.force or self.new_seed)
+
+    @reports_errors
+    def execute(self, context):
+        """Scripts: generate synchronously."""
+        summary = self._batch_for(context).run()
+        _report_summary(self, summary)
+        return {"FINISHED"} if summary.ok else {"CANCELLED"}
+
+    def invoke(self, context, event):
+        try:
+            self._batch = self._batch_for(context)
+        except (ValueError, RuntimeError) as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        window_manager = context.window_manager
+        self._timer = window_manager.event_timer_add(0.05, window=context.window)
+        window_manager.progress_begin(0, 1000)
+        window_manager.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        if event.type == "ESC" and event.value == "PRESS":
+            self._batch.cancel()
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        try:
+            more = self._batch.step()
+        except Exception as error:  # never leave the modal handler and the progress bar behind
+            self._batch.cancel()
+            self.report({"ERROR"}, f"Generate stopped: {error}")
+            return self._finish(context)
+        done, total, what = self._batch.progress
+        context.window_manager.progress_update(int(1000 * done / max(1, total)))
+        context.workspace.status_text_set(f"StandIn generate: {what} — Esc cancels")
+        for area in context.screen.areas if context.screen else ():
+            if area.type in ("VIEW_3D", "IMAGE_EDITOR"):
+                area.tag_redraw()
+        return {"PASS_THROUGH"} if more else self._finish(context)
+
+    def _finish(self, context):
+        window_manager = context.window_manager
+        window_manager.event_timer_remove(self._timer)
+        window_manager.progress_end()
+        context.workspace.status_text_set(None)
+        _report_summary(self, self._batch.summary)
+        return {"FINISHED"} if self._batch.summary.ok else {"CANCELLED"}
+
+
+class STANDIN_OT_generate_cancel(bpy.types.Operator):
+    """Cancel the running generation (the backend job too); finished takes stay"""
+
+    not_undoable = "it tells the backend to stop a job; that cannot be taken back"
+    bl_idname = "standin.generate_cancel"
+    bl_label = "Cancel Generation"
+
+    @classmethod
+    def poll(cls, context):
+        if not generation.running_batches():
+            cls.poll_message_set("No generation is running")
+            return False
+        return True
+
+    def execute(self, context):
+        for batch in generation.running_batches():
+            batch.cancel()
+        self.report({"INFO"}, "Cancelling: the backend stops after its current step")
+        return {"FINISHED"}
+
+
+def _shot_with_takes(cls, context):
+    shot = context.scene.standin.active_shot
+    if shot is None or not len(shot.takes):
+        cls.poll_message_set("The selected shot has no takes yet: generate it first")
+        return None
+    return shot
+
+
+class STANDIN_OT_take_activate(bpy.types.Operator):
+    """Make this take the shot's active take: shown behind its camera and used in the animatic"""
+
+    bl_idname = "standin.take_activate"
+    bl_label = "Use Take"
+    bl_options = {"REGISTER", "UNDO"}
+
+    index: IntProperty(name="Take", default=-1)
+
+    @classmethod
+    def poll(cls, context):
+        return _shot_with_takes(cls, context) is not None
+
+    @reports_errors
+    def execute(self, context):
+        shot = context.scene.standin.active_shot
+        index = self.index if self.index >= 0 else shot.take_index
+        if not 0 <= index < len(shot.takes):
+            raise ValueError(f"{shot.name} has no take number {index + 1}.")
+        generation.set_active_take(context.scene, shot, index)
+        take = shot.active_take
+        if not take_display.take_folder(take).is_dir():
+            self.report({"WARNING"}, f"{shot.name} {take.name}: its folder {take.folder} is missing.")
+        return {"FINISHED"}
+
+
+class STANDIN_OT_take_star(bpy.types.Operator):
+    """Star or unstar the active take as a favourite"""
+
+    bl_idname = "standin.take_star"
+    bl_label = "Favourite"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        shot = _shot_with_takes(cls, context)
+        return shot is not None and shot.active_take is not None
+
+    def execute(self, context):
+        take = context.scene.standin.active_shot.active_take
+        take.starred = not take.starred
+        return {"FINISHED"}
+
+
+# -- the connection ------------------------------------------------------------------------------------
+
+#: What the backend last listed (/v1/models), for the cast's LoRA and reference pickers.
+backend_models: dict = {}
+
+
+def _describe(health: dict, models: dict) -> str:
+    described = health.get("describe", {})
+    device = described.get("device", "cpu") if isinstance(described, dict) else "?"
+    counts = ", ".join(f"{len(models.get(k, []))} {k}" for k in ("bases", "loras", "ip_adapters"))
+    return f"{health.get('engine', '?')} engine on {device}, version {health.get('version', '?')}; {counts}"
+
+
+class STANDIN_OT_backend_test(bpy.types.Operator):
+    """Ask the backend who it is: engine, device and the models it offers"""
+
+    not_undoable = "it only asks the backend who it is; nothing in the scene changes"
+    bl_idname = "standin.backend_test"
+    bl_label = "Test Connection"
+
+    _thread = None
+    _result = None
+    _timer = None
+
+    def _ask(self, url, token, timeout):
+        try:
+            client = BackendClient(url, token=token or None, timeout=timeout)
+            self._result = ("ok", client.health(), client.models())
+        except BackendError as error:
+            self._result = ("error", str(error), None)
+
+    def _done(self, context):
+        kind, first, models = self._result
+        if kind == "error":
+            self.report({"ERROR"}, first)
+            return {"CANCELLED"}
+        backend_models.clear()
+        backend_models.update(models)
+        self.report({"INFO"}, _describe(first, models))
+        return {"FINISHED"}
+
+    def execute(self, context):
+        project = context.scene.standin.project
+        self._ask(project.backend_url, project.backend_token, project.backend_timeout)
+        return self._done(context)
+
+    def invoke(self, context, event):
+        project = context.scene.standin.project
+        self._thread = threading.Thread(target=self._ask, daemon=True,
+                                        args=(project.backend_url, project.backend_token, project.backend_timeout))
+        self._thread.start()
+        self._timer = context.window_manager.event_timer_add(0.1, window=context.window)
+        context.window_manager.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        if event.type != "TIMER" or self._thread.is_alive():
+            return {"PASS_THROUGH"}
+        context.window_manager.event_timer_remove(self._timer)
+        return self._done(context)
+
+
+def _local_backend():
+    from ..addon import local_backend
+
+    return local_backend
+
+
+class STANDIN_OT_backend_start(bpy.types.Operator):
+    """Start a local backend with the sketch engine (no GPU, no downloads) and point the project at it.
+    It stops when Blender closes"""
+
+    not_undoable = "it starts a process outside Blender"
+    bl_idname = "standin.backend_start"
+    bl_label = "Start Local Backend"
+
+    _thread = None
+    _outcome = None
+    _timer = None
+
+    def _start(self):
+        local = _local_backend()
+        try:
+            self._outcome = ("ok", local.shared().start())
+        except local.LocalBackendError as error:
+            self._outcome = ("error", str(error))
+
+    def _done(self, context):
+        kind, value = self._outcome
+        if kind == "error":
+            self.report({"ERROR"}, value)
+            return {"CANCELLED"}
+        project = context.scene.standin.project
+        project.backend_url = value.url
+        project.backend_token = ""
+        self.report({"INFO"}, f"Local sketch backend running at {value.url}")
+        return {"FINISHED"}
+
+    def execute(self, context):
+        self._start()
+        return self._done(context)
+
+    def invoke(self, context, event):
+        """From the UI: the child starts in the background (a few seconds) while Blender stays usable."""
+        self._thread = threading.Thread(target=self._start, daemon=True)
+        self._thread.start()
+        self._timer = context.window_manager.event_timer_add(0.1, window=context.window)
+        context.window_manager.modal_handler_add(self)
+        context.workspace.status_text_set("StandIn: starting the local backend…")
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        if event.type != "TIMER" or self._thread.is_alive():
+            return {"PASS_THROUGH"}
+        context.window_manager.event_timer_remove(self._timer)
+        context.workspace.status_text_set(None)
+        return self._done(context)
+
+
+class STANDIN_OT_backend_stop(bpy.types.Operator):
+    """Stop the local backend this Blender started"""
+
+    not_undoable = "it stops a process outside Blender"
+    bl_idname = "standin.backend_stop"
+    bl_label = "Stop Local Backend"
+
+    @classmethod
+    def poll(cls, context):
+        if not _local_backend().shared().running:
+            cls.poll_message_set("No local backend was started from this Blender")
+            return False
+        return True
+
+    def execute(self, context):
+        _local_backend().shared().stop()
+        return {"FINISHED"}
+
+
+def _lora_items(self, context):
+    listed = backend_models.get("loras", [])
+    items = [(entry.get("name", ""), entry.get("name", ""), entry.get("path", "")) for entry in listed if entry.get("name")]
+    return items or [("", "(Test the connection first)", "")]
+
+
+class STANDIN_OT_pick_lora(bpy.types.Operator):
+    """Pick the selected character's LoRA from what the backend lists"""
+
+    bl_idname = "standin.pick_lora"
+    bl_label = "Pick LoRA"
+    bl_property = "lora"
+    bl_options = {"REGISTER", "UNDO"}
+
+    lora: EnumProperty(name="LoRA", items=_lora_items)
+
+    @classmethod
+    def poll(cls, context):
+        if context.scene.standin.active_character is None:
+            cls.poll_message_set("Select a character in the cast list")
+            return False
+        return True
+
+    def execute(self, context):
+        if not self.lora:
+            self.report({"WARNING"}, "The backend lists no LoRAs: press Test Connection, or add LoRAs to its models.toml")
+            return {"CANCELLED"}
+        context.scene.standin.active_character.lora_file = self.lora
+        return {"FINISHED"}
+
+    def invoke(self, context, event):
+        context.window_manager.invoke_search_popup(self)
+        return {"RUNNING_MODAL"}
+
+
+classes = (STANDIN_OT_generate, STANDIN_OT_generate_cancel, STANDIN_OT_take_activate, STANDIN_OT_take_star,
+           STANDIN_OT_backend_test, STANDIN_OT_backend_start, STANDIN_OT_backend_stop, STANDIN_OT_pick_lora)
