@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The ``standin`` command line: what the extension does, for scripts and newcomers.
 
-    standin demo --out DIR      build the sample scene, save DIR/scene.blend, render a look and its passes
+    standin demo --out DIR      build the sample scene, save DIR/scene.blend, render a look and its passes,
+                                generate every shot with the sketch engine into takes (DIR/standin/<shot>/v001)
     standin passes SCENE.blend [--shot NAME | --all] [--out DIR] [--scale 0.5]
                                 render each shot's control passes into a shot package
     standin generate SCENE.blend [--shot NAME | --all] [--backend URL | --engine sketch]
@@ -24,6 +25,8 @@ def _parser() -> argparse.ArgumentParser:
                       help="width of the look-through-the-camera renders (0 to skip them)")
     demo.add_argument("--passes-scale", type=float, default=0.5,
                       help="scale of the demo shots' passes against the project resolution (0 to skip them)")
+    demo.add_argument("--no-generate", action="store_true",
+                      help="stop after the passes (no local backend, no takes)")
     passes = commands.add_parser("passes", help="render control passes (depth, canny, OpenPose, masks) of shots")
     passes.add_argument("blend", type=pathlib.Path, help="the .blend file")
     which = passes.add_mutually_exclusive_group()
@@ -70,7 +73,7 @@ def start_blender():
     return bpy
 
 
-def run_demo(out: pathlib.Path, preview_width: int = 960, passes_scale: float = 0.5) -> int:
+def run_demo(out: pathlib.Path, preview_width: int = 960, passes_scale: float = 0.5, generate: bool = True) -> int:
     out = out.resolve()
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -104,7 +107,30 @@ def run_demo(out: pathlib.Path, preview_width: int = 960, passes_scale: float = 
         results = render_passes(scene, [s.name for s in scene.standin.shots], None, passes_scale)
         if not all(r.ok for r in results):
             return 1
+        if generate and demo_generate(bpy, scene, passes_scale) != 0:
+            return 1
     return 0
+
+
+def demo_generate(bpy, scene, passes_scale: float) -> int:
+    """The demo's last step: every shot through a local sketch backend into takes, saved in the .blend."""
+    from .addon import generation, local_backend
+
+    try:
+        backend = local_backend.LocalBackend().start()
+    except local_backend.LocalBackendError as error:
+        print(f"standin: the demo's takes need the local backend: {error}", file=sys.stderr)
+        return 1
+    configured_url = scene.standin.project.backend_url
+    try:
+        summary = generate_shots(scene, [s.name for s in scene.standin.shots], backend.url, "",
+                                 passes_scale=passes_scale)
+    finally:
+        generation.close_workers()
+        backend.stop()
+        scene.standin.project.backend_url = configured_url
+    _quietly(bpy.ops.wm.save_mainfile)
+    return 0 if summary.ok else 1
 
 
 def _progress_bar(progress, width: int = 30) -> str:
@@ -290,7 +316,7 @@ def run_generate(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "demo":
-        return run_demo(args.out, args.preview_width, args.passes_scale)
+        return run_demo(args.out, args.preview_width, args.passes_scale, not args.no_generate)
     if args.command == "passes":
         return run_passes(args.blend, args.shot, args.out, args.scale, args.force)
     if args.command == "generate":

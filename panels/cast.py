@@ -34,7 +34,9 @@ class STANDIN_PT_cast(StandInPanel, bpy.types.Panel):
             if character.stand_in is None:
                 box.label(text="No stand-in: remove and cast again to get one.", icon="ERROR")
             sub = box.column(align=True)
-            sub.prop(character, "lora_file")
+            row = sub.row(align=True)
+            row.prop(character, "lora_file")
+            row.operator("standin.pick_lora", text="", icon="VIEWZOOM")  # what the backend lists
             sub.prop(character, "lora_trigger")
             sub.prop(character, "lora_weight")
             box.prop(character, "reference_image")

@@ -24,6 +24,9 @@ def test_demo_builds_saves_and_renders_the_sample_scene(tmp_path):
         package = out / "standin" / name / "passes"
         assert json.loads((package / "shot.json").read_text())["complete"] is True
         assert f"{name}:" in result.stdout and str(package) in result.stdout
+        take = out / "standin" / name / "v001"  # the whole path: passes → sketch engine → a take
+        assert json.loads((take / "take.json").read_text())["engine"] == "sketch"
+        assert f"{name}: v001" in result.stdout and str(take) in result.stdout
     assert "Saved:" not in result.stdout  # Blender's own render log stays out of our output
 
     bpy.ops.wm.open_mainfile(filepath=str(out / "scene.blend"))
@@ -40,6 +43,7 @@ def test_demo_builds_saves_and_renders_the_sample_scene(tmp_path):
     assert (two_shot.shot_size, two_shot.variant) == ("MS", "TWO_SHOT")
     assert (close.shot_size, close.move) == ("CU", "DOLLY_IN")
     assert all(s.status != "BROKEN" for s in shots)
+    assert all(s.active_take is not None and s.active_take.folder.startswith("//") for s in shots)
     for shot in shots:  # the timeline cuts to each shot's camera
         scene.frame_set(shot.frame_start)
         assert scene.camera == shot.camera

@@ -306,3 +306,50 @@ def test_start_local_backend_points_the_project_at_it_and_stops(scene):
             bpy.ops.standin.backend_test()
     finally:
         local_backend.shared().stop()
+
+
+def test_generate_with_the_diffusers_engine_and_tiny_models(scene, tmp_path):
+    """The same button against the diffusers engine: a plate, each character inpainted with its LoRA."""
+    pytest.importorskip("diffusers")
+    import tiny_diffusion
+    import torch
+
+    from standin.ai_backend.engines.diffusers_engine import DiffusersEngine
+    from standin.ai_backend.models import load_registry
+
+    names = _block(scene, tmp_path / "project" / "scene.blend")
+    scene.standin.project.resolution = 64
+    ada = scene.standin.cast["Ada"]
+    ada.lora_trigger = "mara"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    registry = load_registry(tiny_diffusion.build_model_folder(tmp_path / "models"))
+    engine = DiffusersEngine(registry, device="cpu", min_edge=16)
+    server = LiveServer(create_app(engine, tmp_path / "backend", models=registry))
+    try:
+        scene.standin.project.backend_url = server.url
+        # the cast's LoRA field offers what the backend lists
+        assert bpy.ops.standin.backend_test() == {"FINISHED"}
+        scene.standin.cast_index = 0
+        assert bpy.ops.standin.pick_lora(lora="mara.safetensors") == {"FINISHED"}
+        shot = scene.standin.shots[names[0]]
+        shot.frame_end = shot.frame_start  # one frame keeps the CPU run short
+        assert ada.lora_file == "mara.safetensors"
+        summary = _generate(scene, [shot.name], profile="final", options={"steps": 2})
+        assert summary.generated == [shot.name], summary.messages
+        take = shot.active_take
+        record = takes.read_take(pathlib.Path(bpy.path.abspath(take.folder)))
+        assert record.engine == "diffusers" and record.frames == [shot.frame_start]
+        assert record.loras == [{"character": "Ada", "file": "mara.safetensors", "trigger": "mara", "weight":
+                                 pytest.approx(ada.lora_weight)}]
+        assert "mara.safetensors" in take.loras
+        ada_steps = [use for use in engine.adapter_log if use.character == "Ada"]
+        plate_steps = [use for use in engine.adapter_log if use.character is None]
+        assert ada_steps and all(len(use.unet) == 1 for use in ada_steps)  # her LoRA, and only it
+        assert plate_steps and all(use.unet == () for use in plate_steps)  # the plate: no character LoRA
+        again = _generate(scene, [shot.name], profile="final", options={"steps": 2})
+        assert again.skipped == [shot.name]
+    finally:
+        torch.set_num_threads(threads)
+        generation.close_workers()
+        server.stop()
