@@ -134,6 +134,7 @@ def _clear_job(shot) -> None:
     shot.job_request = ""
     shot.job_inputs_hash = ""
     shot.job_step = shot.job_total = 0
+    shot.job_frame = -1
     shot.job_eta = -1.0
 
 
@@ -153,6 +154,7 @@ def apply_update(scene, update: Update) -> str | None:
     elif update.kind == "progress":
         shot.generation = "RUNNING"
         shot.job_step, shot.job_total = update.step or 0, update.total or 0
+        shot.job_frame = -1 if update.frame is None else int(update.frame)
         shot.job_eta = -1.0 if update.eta is None else float(update.eta)
         shot.job_message = update.message or ""
     elif update.kind == "done":
@@ -284,7 +286,10 @@ class GenerationBatch:
             p = self.passes.progress
             return p.done, p.total, f"passes {p.shot} {p.done}/{p.total}"
         running = [s for s in pending if s is not None and s.generation == "RUNNING"]
-        what = ", ".join(f"{s.name} {s.job_step}/{s.job_total}" for s in running[:2]) or "waiting for the backend"
+        what = ", ".join(f"{s.name} step {s.job_step}/{s.job_total}"
+                         + (f" frame {s.job_frame}" if s.job_frame >= 0 else "")
+                         + (f" ~{s.job_eta:.0f} s left" if s.job_eta >= 0 else "")
+                         for s in running[:2]) or "waiting for the backend"
         return steps, max(total, 1), what
 
     def abandon(self) -> None:

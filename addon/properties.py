@@ -331,6 +331,7 @@ class StandInShot(PropertyGroup):
     job_message: StringProperty(name="Message", description="Progress or what went wrong")
     job_step: IntProperty(min=0)
     job_total: IntProperty(min=0)
+    job_frame: IntProperty(default=-1, description="The frame the backend is working on (-1: none yet)")
     job_eta: FloatProperty(default=-1.0)
     job_inputs_hash: StringProperty(description="Inputs hash of the job in flight")
     job_request: StringProperty(description="The job in flight's record-to-be, as JSON")

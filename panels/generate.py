@@ -66,7 +66,8 @@ class STANDIN_PT_generate(StandInPanel, bpy.types.Panel):
             box.alert = shot.generation in ("FAILED", "LOST")
             text = shot.job_message or shot.generation.title()
             if shot.generation == "RUNNING" and shot.job_total:
-                text = f"step {shot.job_step}/{shot.job_total}{_eta(shot.job_eta)} — {text}"
+                frame = f", frame {shot.job_frame}" if shot.job_frame >= 0 else ""
+                text = f"step {shot.job_step}/{shot.job_total}{frame}{_eta(shot.job_eta)} — {text}"
             box.label(text=f"{shot.name}: {text}", icon=_STATE_ICONS.get(shot.generation, "DOT"))
         layout.label(text=f"Takes of {shot.name}")
         layout.template_list("STANDIN_UL_takes", "", shot, "takes", shot, "take_index", rows=3)

@@ -110,9 +110,9 @@ def test_generate_panel_shows_progress_and_the_takes(scene):
         take.name, take.seed, take.profile, take.engine = name, seed, "preview", "sketch"
         take.folder = f"//standin/{shot.name}/{name}/"  # not on disk: the list still draws, no thumbnail
     shot.take_index = 1
-    shot.generation, shot.job_step, shot.job_total, shot.job_eta = "RUNNING", 3, 12, 75.0
+    shot.generation, shot.job_step, shot.job_total, shot.job_eta, shot.job_frame = "RUNNING", 3, 12, 75.0, 2
     shot.job_message = "frame 2"
     log = _draw_all(bpy.context)
     assert ("operator", "standin.generate") in log and ("operator", "standin.backend_test") in log
     assert ("label", "seed 6") in log and ("label", "v002") in log
-    assert any(kind == "label" and "step 3/12, 1:15 left" in text for kind, text in log)
+    assert any(kind == "label" and "step 3/12, frame 2, 1:15 left" in text for kind, text in log)
