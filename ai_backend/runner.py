@@ -8,6 +8,10 @@ renamed to ``result/`` (atomic) and the job is ``done``; an ``EngineInputError``
 with the engine's sentence; any other exception makes it ``failed`` with "engine error: …" (the
 traceback goes to the server log) — the runner itself never dies of an engine's error.
 
+A package the server has just loaded and checked in this process (``prepared``) is used as it is
+rather than loaded and checked a second time; after a restart, or for a job queued by another
+process, the runner loads and checks the package from the job's folder itself.
+
 ``stop()`` asks the engine to stop at its next progress call (by raising ``Cancelled``), puts the
 interrupted job back in the queue without counting the attempt, and joins the thread. A job whose
 engine never calls back stays ``running`` in the store; the next server start re-queues it.
@@ -15,6 +19,7 @@ engine never calls back stays ``running`` in the store; the next server start re
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import os
@@ -31,6 +36,9 @@ log = logging.getLogger("standin.backend.runner")
 
 #: how often the idle runner applies the cleanup policy
 CLEANUP_EVERY = 600.0
+#: at most this many packages checked by the server are kept for the runner (the oldest are dropped:
+#: such a job's package is simply loaded and checked again when it runs)
+PREPARED_MAX = 64
 
 
 def spec_to_dict(spec: JobSpec) -> dict:
@@ -88,6 +96,8 @@ class Runner:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_cleanup = time.monotonic()
+        self._prepared: collections.OrderedDict[str, tuple[ShotPackage, dict]] = collections.OrderedDict()
+        self._prepared_lock = threading.Lock()
         self.current: str | None = None
 
     # -- control -------------------------------------------------------------------------------
@@ -121,6 +131,30 @@ class Runner:
     def wake(self) -> None:
         """A job was queued: look now rather than at the next poll."""
         self._wake.set()
+
+    def prepared(self, job_id: str, package: ShotPackage, spec: dict) -> None:
+        """The server loaded ``job_id``'s package from the folder it assembled for the job and
+        ``engine.check``-ed it with ``spec`` (as ``spec_to_dict`` gives it): when the job runs, the
+        runner uses this package instead of loading and checking it again. Kept in memory only."""
+        with self._prepared_lock:
+            self._prepared[job_id] = (package, spec)
+            while len(self._prepared) > PREPARED_MAX:
+                self._prepared.popitem(last=False)
+
+    def forget(self, job_id: str) -> None:
+        """Drop what ``prepared`` kept for a job (it was refused, cancelled or removed)."""
+        with self._prepared_lock:
+            self._prepared.pop(job_id, None)
+
+    def _load(self, job: Job, spec: JobSpec) -> ShotPackage:
+        """The job's package: the one the server checked for it, or loaded and checked now."""
+        with self._prepared_lock:
+            package, checked_spec = self._prepared.pop(job.id, (None, None))
+        if package is not None and pathlib.Path(job.package) == package.root and checked_spec == job.spec:
+            return package
+        package = ShotPackage.load(pathlib.Path(job.package), self.limits)
+        self.engine.check(package, spec)
+        return package
 
     @property
     def alive(self) -> bool:
@@ -180,8 +214,7 @@ class Runner:
                 raise _Stopping("the server is stopping")
             spec = spec_from_dict(job.spec)
             spec.check()
-            package = ShotPackage.load(pathlib.Path(job.package), self.limits)
-            self.engine.check(package, spec)
+            package = self._load(job, spec)
             staging = store.staging_dir(job_id)
             staging.mkdir(parents=True)
             results = check_results(self.engine.run(package, spec, staging, progress), staging)

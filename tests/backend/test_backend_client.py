@@ -154,7 +154,7 @@ def test_health_models_and_urls(serve):
 
 
 def test_submit_follow_and_download_into_a_staged_take(serve, make_package, tmp_path):
-    server = serve()
+    server = serve(PacedSketchEngine(delay=0.1))  # paced: the stream opens before the job ends
     client = BackendClient(server.url)
     package = make_package(frames=3, frame_start=101)
     job = client.submit(package, {"seed": 5, "takes": 1, "profile": "preview"})

@@ -6,6 +6,7 @@ left running, the cleanup policy, atomic results, cancellation and a graceful st
 that the server tests use too.
 """
 
+import dataclasses
 import pathlib
 import shutil
 import threading
@@ -19,7 +20,7 @@ from standin.ai_backend.engine import (Cancelled, EngineInputError, JobSpec, Pro
                                        take_folder)
 from standin.ai_backend.jobs import MAX_ATTEMPTS, STOPPED_TWICE, JobStore
 from standin.ai_backend.package import ShotPackage
-from standin.ai_backend.runner import Runner, spec_to_dict
+from standin.ai_backend.runner import PREPARED_MAX, Runner, spec_to_dict
 
 
 class InvertEngine:
@@ -35,11 +36,13 @@ class InvertEngine:
     def __init__(self, delay: float = 0.0):
         self.delay = delay
         self.runs = 0
+        self.checks = 0
 
     def describe(self) -> dict:
         return {"device": "cpu", "versions": {"numpy": np.__version__, "opencv": cv2.__version__}}
 
     def check(self, package, spec: JobSpec) -> None:
+        self.checks += 1
         frames_of(package, spec)
         if spec.options.get("mode") not in (None, "crash", "refuse", "lie"):
             raise EngineInputError(f"unknown mode {spec.options.get('mode')!r}.")
@@ -272,6 +275,58 @@ def test_a_package_that_went_missing_fails_the_job(data_dir, make_package):
     shutil.rmtree(store.job_dir(job_id) / "package")
     job = Runner(store, InvertEngine()).run_next()
     assert job.state == "failed" and "shot.json" in job.error
+
+
+def test_runner_uses_the_package_the_server_checked(data_dir, make_package):
+    """A package loaded and checked for the job in this process is not loaded and checked again;
+    one checked for another spec or folder, or never handed over (a restart), is."""
+    store = JobStore(data_dir)
+    package = make_package(frames=2)
+    engine = InvertEngine()
+    runner = Runner(store, engine)
+
+    def prepare(job_id, spec_of_check: dict, folder=None):
+        checked = ShotPackage.load(folder or store.get(job_id).package)
+        engine.check(checked, JobSpec(**spec_of_check))
+        runner.prepared(job_id, checked, spec_to_dict(JobSpec(**spec_of_check)))
+
+    handed = queue(store, package, seed=3)
+    prepare(handed, {"seed": 3})
+    assert engine.checks == 1
+    job = runner.run_next()
+    assert job.id == handed and job.state == "done" and engine.checks == 1  # not checked again
+    np.testing.assert_array_equal(read_rgb(store.result_dir(handed) / "take01/0002.png"),
+                                  expected_pixels(package, 2, 3))
+
+    other_spec = queue(store, package, seed=4)
+    prepare(other_spec, {"seed": 5})
+    other_folder = queue(store, package, seed=6)
+    prepare(other_folder, {"seed": 6}, folder=package)
+    never = queue(store, package, seed=7)
+    checks = engine.checks
+    for job_id in (other_spec, other_folder, never):
+        job = runner.run_next()
+        assert job.id == job_id and job.state == "done"
+    assert engine.checks == checks + 3  # each loaded and checked by the runner itself
+    np.testing.assert_array_equal(read_rgb(store.result_dir(other_folder) / "take01/0001.png"),
+                                  expected_pixels(package, 1, 6))
+
+
+def test_runner_keeps_a_bounded_number_of_checked_packages(data_dir, make_package):
+    store = JobStore(data_dir)
+    package = make_package(frames=1)
+    engine = InvertEngine()
+    runner = Runner(store, engine)
+    ids = [queue(store, package) for _ in range(PREPARED_MAX + 2)]
+    loaded = ShotPackage.load(package)
+    for job_id in ids:
+        runner.prepared(job_id, dataclasses.replace(loaded, root=pathlib.Path(store.get(job_id).package)),
+                        spec_to_dict(JobSpec()))
+    runner.forget(ids[-1])
+    while runner.run_next() is not None:
+        pass
+    assert all(store.get(job_id).state == "done" for job_id in ids)
+    assert engine.checks == 3  # the two oldest were dropped, the last forgotten: only those were checked
 
 
 def test_runner_goes_on_after_a_failure(data_dir, make_package, runners):

@@ -136,7 +136,7 @@ def test_health(serve, data_dir):
         assert http.get("/v1/models").json() == {"bases": [], "controlnets": [], "loras": [], "ip_adapters": []}
         schema = http.get("/openapi.json").json()
         assert {"/v1/health", "/v1/models", "/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/events",
-                "/v1/jobs/{job_id}/files/{path}"} <= set(schema["paths"])
+                "/v1/jobs/{job_id}/files/{path}", "/v1/jobs/{job_id}/results.zip"} <= set(schema["paths"])
 
 
 def test_models_come_from_the_registry(serve, data_dir):
@@ -154,13 +154,15 @@ def test_models_come_from_the_registry(serve, data_dir):
 
 def test_submit_a_zip_and_download_results(serve, data_dir, make_package, tmp_path):
     package = make_package(frames=3)
-    server = serve(create_app(InvertEngine(), data_dir))
+    engine = InvertEngine()
+    server = serve(create_app(engine, data_dir))
     with client(server) as http:
         response = submit(http, zip_package(package), spec={"seed": 9, "takes": 2, "frames": [1, 3]})
         assert response.status_code == 202, response.text
         body = response.json()
         job_id = body["id"]
         assert body["state"] == "queued" and body["links"]["job"] == f"/v1/jobs/{job_id}"
+        assert body["links"]["results"] == f"/v1/jobs/{job_id}/results.zip"
         assert response.headers["location"] == f"/v1/jobs/{job_id}"
 
         job = wait_state(http, job_id)
@@ -175,6 +177,7 @@ def test_submit_a_zip_and_download_results(serve, data_dir, make_package, tmp_pa
             assert download.status_code == 200 and download.headers["content-type"] == "image/png"
             assert download.content == expected[result["path"]]
         assert http.get("/v1/health").json()["queue"]["done"] == 1
+        assert engine.checks == 1  # checked when submitted; the runner did not load and check it again
         assert http.delete(f"/v1/jobs/{job_id}").status_code == 409
         assert_error(http.get(f"/v1/jobs/{job_id}/files/take01/0002.png"), 404, "no result file")
     store = server.app.state.store
@@ -287,10 +290,12 @@ def test_queued_jobs_survive_a_restart(serve, data_dir, make_package):
         assert http.get("/v1/health").json()["queue"]["queued"] == 2
     first.stop()
 
-    second = serve(create_app(InvertEngine(), data_dir))  # a new server on the same data folder
+    engine = InvertEngine()
+    second = serve(create_app(engine, data_dir))  # a new server on the same data folder
     with client(second) as http:
         jobs = [wait_state(http, job_id) for job_id in ids]
         assert [job["state"] for job in jobs] == ["done", "done"]
+        assert engine.checks == 2  # what an earlier server checked is loaded and checked again
         assert [job["spec"]["seed"] for job in jobs] == [1, 2]
         assert jobs[0]["finished"] <= jobs[1]["finished"]
 
