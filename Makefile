@@ -42,7 +42,8 @@ test-bpy45: venv45
 bench: venv
 	$(PY) -m bench
 
-# Validate the manifest and build the installable extension zip into dist/.
+# Fetch the bundled wheels (downloaded once into ~/.cache/standin/extension-wheels), write the manifest's wheel lists, validate it and
+# build one installable zip per platform into dist/ (standin-<version>-<platform>.zip).
 ext: venv
 	$(PY) -m standin.tools.extension build dist
 
