@@ -8,6 +8,9 @@
     standin generate SCENE.blend [--shot NAME | --all] [--backend URL | --engine sketch]
                                 [--profile preview|final] [--takes N]
                                 generate takes of shots (//standin/<shot>/v001/…) and save the .blend
+    standin animatic SCENE.blend [--out animatic.mp4] [--board board.pdf] [--otio cut.otio] [--scale 0.5]
+                                the animatic (every shot in order, its take or a playblast, sound, burn-ins)
+                                as an MP4, the storyboard sheet as a PDF (+ PNG), the cut as OTIO (+ EDL)
 """
 
 import argparse
@@ -27,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
                       help="scale of the demo shots' passes against the project resolution (0 to skip them)")
     demo.add_argument("--no-generate", action="store_true",
                       help="stop after the passes (no local backend, no takes)")
+    demo.add_argument("--animatic-scale", type=float, default=0.5,
+                      help="size of the demo's animatic against the project resolution (0 to skip it, "
+                           "its board and its OTIO)")
     passes = commands.add_parser("passes", help="render control passes (depth, canny, OpenPose, masks) of shots")
     passes.add_argument("blend", type=pathlib.Path, help="the .blend file")
     which = passes.add_mutually_exclusive_group()
@@ -50,6 +56,15 @@ def _parser() -> argparse.ArgumentParser:
                           help="variations per shot, each with its own seed (default: the project's)")
     generate.add_argument("--force", action="store_true", help="generate even shots whose inputs did not change")
     generate.add_argument("--passes-scale", type=float, default=1.0, help="pass size against the project resolution")
+    animatic = commands.add_parser("animatic", help="build the animatic MP4, and the board PDF and OTIO cut when asked")
+    animatic.add_argument("blend", type=pathlib.Path, help="the .blend file (left unchanged)")
+    animatic.add_argument("--out", type=pathlib.Path,
+                          help="the MP4 (default: animatic.mp4 in the project output folder)")
+    animatic.add_argument("--board", type=pathlib.Path,
+                          help="also write the storyboard sheet here (PDF; a PNG beside it)")
+    animatic.add_argument("--otio", type=pathlib.Path,
+                          help="also write the cut here as OpenTimelineIO (an EDL beside it)")
+    animatic.add_argument("--scale", type=float, default=0.5, help="picture size against the project resolution")
     return parser
 
 
@@ -73,7 +88,8 @@ def start_blender():
     return bpy
 
 
-def run_demo(out: pathlib.Path, preview_width: int = 960, passes_scale: float = 0.5, generate: bool = True) -> int:
+def run_demo(out: pathlib.Path, preview_width: int = 960, passes_scale: float = 0.5, generate: bool = True,
+             animatic_scale: float = 0.5) -> int:
     out = out.resolve()
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -109,7 +125,67 @@ def run_demo(out: pathlib.Path, preview_width: int = 960, passes_scale: float = 
             return 1
         if generate and demo_generate(bpy, scene, passes_scale) != 0:
             return 1
+    if animatic_scale > 0:
+        from .addon import animatic
+
+        root = animatic.output_root(scene)
+        return make_animatic(scene, None, root / "board.pdf", root / "cut.otio", animatic_scale)
     return 0
+
+
+def make_animatic(scene, out: pathlib.Path | None, board: pathlib.Path | None, otio: pathlib.Path | None,
+                  scale: float) -> int:
+    """Build the animatic (and the board and OTIO when given paths), printing progress and paths."""
+    from .addon import animatic
+    from .addon.board import BoardError
+    from .addon.otio_export import OtioError
+
+    job = animatic.AnimaticJob(scene, out, scale)
+    interactive = sys.stderr.isatty()
+    while _quietly(job.tick):
+        if job.progress is not None and interactive:
+            print(_progress_bar(job.progress), end="", file=sys.stderr, flush=True)
+    if interactive:
+        print("\r" + " " * 70 + "\r", end="", file=sys.stderr)
+    result = job.result
+    for problem in result.problems:
+        print(f"  warning: {problem}", file=sys.stderr)
+    if not result.ok:
+        print(f"standin: animatic: {result.message}", file=sys.stderr)
+        return 1
+    edit = result.edit
+    print(f"animatic: {len(edit.events)} shots, {edit.running_time} ({edit.total_frames} frames at "
+          f"{edit.rate.label()}), {edit.width}x{edit.height}, {len(result.playblasts_rendered)} playblasts and "
+          f"{len(result.segments_encoded)} shots rendered -> {result.path}")
+    try:
+        if board is not None:
+            board = board.resolve()
+            for path in _quietly(animatic.export_board, scene, edit, board, board.with_suffix(".png")):
+                print(f"board: {path}")
+        if otio is not None:
+            path, edl, notes = animatic.export_otio(scene, edit, otio.resolve())
+            print(f"otio: {path}")
+            if edl is not None:
+                print(f"edl: {edl}")
+            for note in notes:
+                print(f"  note: {note}", file=sys.stderr)
+    except (BoardError, OtioError, OSError) as error:
+        print(f"standin: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_animatic(args) -> int:
+    opened = _open_blend(args.blend)
+    if opened is None:
+        return 2
+    _bpy, scene = opened
+    if _chosen_shots(scene, args.blend, None) is None:
+        return 2
+    if not 0.05 <= args.scale <= 1.0:
+        print(f"standin: --scale {args.scale} is out of range: use a value between 0.05 and 1.", file=sys.stderr)
+        return 2
+    return make_animatic(scene, args.out.resolve() if args.out else None, args.board, args.otio, args.scale)
 
 
 def demo_generate(bpy, scene, passes_scale: float) -> int:
@@ -316,11 +392,13 @@ def run_generate(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "demo":
-        return run_demo(args.out, args.preview_width, args.passes_scale, not args.no_generate)
+        return run_demo(args.out, args.preview_width, args.passes_scale, not args.no_generate, args.animatic_scale)
     if args.command == "passes":
         return run_passes(args.blend, args.shot, args.out, args.scale, args.force)
     if args.command == "generate":
         return run_generate(args)
+    if args.command == "animatic":
+        return run_animatic(args)
     return 2
 
 

@@ -3,9 +3,9 @@
 
 import bpy
 
-from . import blocking, characters, generate, passes, project, shots
+from . import animatic, blocking, characters, generate, passes, project, shots
 
-_AREAS = (project, characters, blocking, shots, passes, generate)
+_AREAS = (project, characters, blocking, shots, passes, generate, animatic)
 classes = tuple(cls for area in _AREAS for cls in area.classes)
 
 register, unregister = bpy.utils.register_classes_factory(classes)

@@ -3,9 +3,9 @@
 
 import bpy
 
-from . import camera, cast, generate, passes, project, set, shots
+from . import animatic, camera, cast, generate, passes, project, set, shots
 
-_AREAS = (project, cast, set, shots, camera, passes, generate)
+_AREAS = (project, cast, set, shots, camera, passes, generate, animatic)
 classes = tuple(cls for area in _AREAS for cls in area.classes)
 
 register, unregister = bpy.utils.register_classes_factory(classes)

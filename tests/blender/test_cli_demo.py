@@ -14,7 +14,8 @@ def test_demo_builds_saves_and_renders_the_sample_scene(tmp_path):
     out = tmp_path / "demo"
     command = pathlib.Path(sys.executable).with_name("standin")
     result = subprocess.run([str(command), "demo", "--out", str(out), "--preview-width", "320",
-                             "--passes-scale", "0.2"], capture_output=True, text=True, timeout=600)
+                             "--passes-scale", "0.2", "--animatic-scale", "0.25"], capture_output=True, text=True,
+                            timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"saved {out / 'scene.blend'}" in result.stdout
     for name in ("SQ010_SH0010", "SQ010_SH0020", "SQ010_SH0030"):
@@ -28,6 +29,13 @@ def test_demo_builds_saves_and_renders_the_sample_scene(tmp_path):
         assert json.loads((take / "take.json").read_text())["engine"] == "sketch"
         assert f"{name}: v001" in result.stdout and str(take) in result.stdout
     assert "Saved:" not in result.stdout  # Blender's own render log stays out of our output
+    # it ends with the animatic (the takes, in shot order), the board and the cut, next to scene.blend
+    assert f"-> {out / 'standin' / 'animatic.mp4'}" in result.stdout
+    assert "animatic: 3 shots, 7.5 s (180 frames at 24 fps), 320x134" in result.stdout
+    for line in ("board.pdf", "board.png", "cut.otio"):
+        assert str(out / "standin" / line) in result.stdout
+        assert (out / "standin" / line).stat().st_size > 1000
+    assert (out / "standin" / "animatic.mp4").read_bytes()[4:8] == b"ftyp"
 
     bpy.ops.wm.open_mainfile(filepath=str(out / "scene.blend"))
     scene = bpy.context.scene

@@ -1,0 +1,184 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Animatic: build the "StandIn Edit" and its MP4, export the storyboard sheet and the cut as OTIO.
+
+Each runs as a modal job from the UI (progress in the status bar, Esc cancels between frames) and
+synchronously from scripts (``execute``); the work itself is ``addon.animatic``.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import bpy
+from bpy.props import FloatProperty, StringProperty
+
+from ..addon import animatic
+from .common import reports_errors
+
+#: The scene's custom property holding the last animatic's path (the panel shows it).
+LAST_ANIMATIC = "standin_animatic"
+_MAX_REPORTED_PROBLEMS = 12
+
+
+def _poll_shots(cls, context) -> bool:
+    if not len(context.scene.standin.shots):
+        cls.poll_message_set("There are no shots: add one in the Shots panel")
+        return False
+    return True
+
+
+class _AnimaticJobOperator:
+    """What the three share: run an ``AnimaticJob`` (modal with a timer, or all at once) and report."""
+
+    encode = True
+    _timer = None
+    _job = None
+
+    scale: FloatProperty(name="Scale", default=animatic.DEFAULT_SCALE, min=0.05, max=1.0,
+                         description="Size of the animatic's pictures against the project resolution")
+    filepath: StringProperty(name="File", subtype="FILE_PATH",
+                             description="Where to write it (empty: the project output folder)")
+
+    def _target(self, context, name: str) -> pathlib.Path:
+        if self.filepath:
+            return pathlib.Path(bpy.path.abspath(self.filepath))
+        return animatic.default_path(context.scene, name)
+
+    def _new_job(self, context) -> animatic.AnimaticJob:
+        return animatic.AnimaticJob(context.scene, self._out(context) if self.encode else None, self.scale,
+                                    encode=self.encode)
+
+    def _out(self, context):
+        return None
+
+    def _report_result(self, result: animatic.AnimaticResult) -> None:
+        for problem in result.problems[:_MAX_REPORTED_PROBLEMS]:
+            self.report({"WARNING"}, problem)
+        if len(result.problems) > _MAX_REPORTED_PROBLEMS:
+            self.report({"WARNING"}, f"…and {len(result.problems) - _MAX_REPORTED_PROBLEMS} more problems.")
+        if not result.ok:
+            self.report({"ERROR"} if result.status == "failed" else {"INFO"}, result.message)
+
+    def _finish_job(self, context, result: animatic.AnimaticResult) -> set[str]:
+        self._report_result(result)
+        if not result.ok:
+            return {"CANCELLED"}
+        try:
+            return self._done(context, result)
+        except (animatic.AnimaticError, OSError, ImportError) as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+
+    @reports_errors
+    def execute(self, context):
+        """Scripts and the CLI: all at once."""
+        return self._finish_job(context, self._new_job(context).run())
+
+    def invoke(self, context, event):
+        self._job = self._new_job(context)
+        window_manager = context.window_manager
+        self._timer = window_manager.event_timer_add(0.01, window=context.window)
+        window_manager.progress_begin(0, 1000)
+        window_manager.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        if event.type == "ESC":
+            self._job.cancel()
+            return self._stop(context)
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        more = self._job.tick()
+        progress = self._job.progress
+        if progress is not None:
+            context.window_manager.progress_update(int(1000 * progress.done / max(1, progress.total)))
+            context.workspace.status_text_set(
+                f"StandIn {self.bl_label}: {progress.stage} {progress.shot} {progress.done}/{progress.total} "
+                f"— Esc cancels")
+        return {"RUNNING_MODAL"} if more else self._stop(context)
+
+    def _stop(self, context):
+        window_manager = context.window_manager
+        window_manager.event_timer_remove(self._timer)
+        window_manager.progress_end()
+        context.workspace.status_text_set(None)
+        return self._finish_job(context, self._job.result)
+
+
+class STANDIN_OT_animatic_build(_AnimaticJobOperator, bpy.types.Operator):
+    """Build the animatic: every shot in order at its length (its take, else a playblast of the
+    blocking), with the scene's sound and burn-ins, into the "StandIn Edit" scene and an MP4.
+    Only shots that changed are rendered again. Esc cancels"""
+
+    bl_idname = "standin.animatic_build"
+    bl_label = "Build Animatic"
+    bl_options = {"REGISTER", "UNDO"}
+
+    poll = classmethod(_poll_shots)
+
+    def _out(self, context):
+        return self._target(context, "animatic.mp4")
+
+    def _done(self, context, result):
+        context.scene[LAST_ANIMATIC] = str(result.path)
+        edit = result.edit
+        self.report({"INFO"}, f"Animatic: {len(edit.events)} shots, {edit.running_time} → {result.path} "
+                              f"({len(result.playblasts_rendered)} playblasts and {len(result.segments_encoded)} "
+                              f"shots rendered, the rest unchanged; the edit is the scene '{animatic.EDIT_SCENE}')")
+        return {"FINISHED"}
+
+
+class STANDIN_OT_animatic_board(_AnimaticJobOperator, bpy.types.Operator):
+    """Export the storyboard sheet: a PDF with a panel per shot (picture, name, size, lens, duration,
+    action, notes) and a PNG contact sheet beside it"""
+
+    not_undoable = "it writes a PDF and a PNG next to the .blend; the scene does not change"
+    bl_idname = "standin.animatic_board"
+    bl_label = "Export Board"
+    bl_options = {"REGISTER"}
+    encode = False
+
+    poll = classmethod(_poll_shots)
+
+    def _done(self, context, result):
+        from ..addon.board import BoardError
+
+        pdf = self._target(context, "board.pdf")
+        try:
+            written = animatic.export_board(context.scene, result.edit, pdf, pdf.with_suffix(".png"))
+        except BoardError as error:
+            self.report({"ERROR"}, str(error))
+            if pdf.with_suffix(".png").is_file():
+                self.report({"INFO"}, f"Contact sheet: {pdf.with_suffix('.png')}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, "Board: " + ", ".join(str(p) for p in written))
+        return {"FINISHED"}
+
+
+class STANDIN_OT_animatic_otio(_AnimaticJobOperator, bpy.types.Operator):
+    """Export the cut for an editor: an OpenTimelineIO timeline with a clip per shot (its media and
+    StandIn metadata: seed, prompts, LoRAs, lens, take) and the sound, plus a CMX 3600 EDL"""
+
+    not_undoable = "it writes the OTIO (and EDL) file; the scene does not change"
+    bl_idname = "standin.animatic_otio"
+    bl_label = "Export OTIO"
+    bl_options = {"REGISTER"}
+    encode = False
+
+    poll = classmethod(_poll_shots)
+
+    def _done(self, context, result):
+        from ..addon.otio_export import OtioError
+
+        try:
+            path, edl, notes = animatic.export_otio(context.scene, result.edit, self._target(context, "cut.otio"))
+        except OtioError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        for note in notes:
+            self.report({"WARNING"}, note)
+        self.report({"INFO"}, f"OTIO: {path}" + (f", EDL: {edl}" if edl else ""))
+        return {"FINISHED"}
+
+
+classes = (STANDIN_OT_animatic_build, STANDIN_OT_animatic_board, STANDIN_OT_animatic_otio)
