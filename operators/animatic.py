@@ -13,7 +13,7 @@ import bpy
 from bpy.props import FloatProperty, StringProperty
 
 from ..addon import animatic
-from .common import reports_errors
+from .common import ModalJob, reports_errors
 
 #: The scene's custom property holding the last animatic's path (the panel shows it).
 LAST_ANIMATIC = "standin_animatic"
@@ -27,11 +27,10 @@ def _poll_shots(cls, context) -> bool:
     return True
 
 
-class _AnimaticJobOperator:
+class _AnimaticJobOperator(ModalJob):
     """What the three share: run an ``AnimaticJob`` (modal with a timer, or all at once) and report."""
 
     encode = True
-    _timer = None
     _job = None
 
     scale: FloatProperty(name="Scale", default=animatic.DEFAULT_SCALE, min=0.05, max=1.0,
@@ -76,32 +75,22 @@ class _AnimaticJobOperator:
 
     def invoke(self, context, event):
         self._job = self._new_job(context)
-        window_manager = context.window_manager
-        self._timer = window_manager.event_timer_add(0.01, window=context.window)
-        window_manager.progress_begin(0, 1000)
-        window_manager.modal_handler_add(self)
-        return {"RUNNING_MODAL"}
+        return self.start_modal(context)
 
-    def modal(self, context, event):
-        if event.type == "ESC":
-            self._job.cancel()
-            return self._stop(context)
-        if event.type != "TIMER":
-            return {"PASS_THROUGH"}
-        more = self._job.tick()
+    def _job_step(self, context) -> bool:
+        return self._job.tick()
+
+    def _job_progress(self, context):
         progress = self._job.progress
-        if progress is not None:
-            context.window_manager.progress_update(int(1000 * progress.done / max(1, progress.total)))
-            context.workspace.status_text_set(
-                f"StandIn {self.bl_label}: {progress.stage} {progress.shot} {progress.done}/{progress.total} "
-                f"— Esc cancels")
-        return {"RUNNING_MODAL"} if more else self._stop(context)
+        if progress is None:
+            return None
+        return (progress.done, progress.total,
+                f"{progress.stage} {progress.shot} {progress.done}/{progress.total}")
 
-    def _stop(self, context):
-        window_manager = context.window_manager
-        window_manager.event_timer_remove(self._timer)
-        window_manager.progress_end()
-        context.workspace.status_text_set(None)
+    def _job_cancel(self, context) -> None:
+        self._job.cancel()
+
+    def _job_finish(self, context):
         return self._finish_job(context, self._job.result)
 
 

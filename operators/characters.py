@@ -5,7 +5,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, FloatVectorProperty, StringProperty
 
 from ..addon import blocking, poses, rig
-from .common import character_of, reports_errors, selected_stand_ins
+from .common import reports_errors, selected_stand_ins
 
 #: Colours handed to new characters in turn (distinct in masks and sketches).
 PALETTE = (

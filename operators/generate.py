@@ -7,11 +7,11 @@ import random
 import threading
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, IntProperty
 
 from ..addon import generation, shots, take_display
 from ..addon.backend_client import BackendClient, BackendError
-from .common import reports_errors
+from .common import ModalJob, reports_errors
 
 def target_shot(context):
     """The shot to generate: the one seen through the scene camera at the current frame, else the selected one."""
@@ -32,7 +32,7 @@ def _report_summary(operator, summary) -> None:
     operator.report({"ERROR"} if summary.failed else {"INFO"}, summary.line())
 
 
-class STANDIN_OT_generate(bpy.types.Operator):
+class STANDIN_OT_generate(ModalJob, bpy.types.Operator):
     """Generate the shot (passes when stale, then the backend) and record the result as a new take.
     Blender stays usable while it runs; Esc or Cancel stops it"""
 
@@ -47,7 +47,7 @@ class STANDIN_OT_generate(bpy.types.Operator):
     force: BoolProperty(name="Force", default=False, description="Generate even when nothing changed")
     new_seed: BoolProperty(name="New seed", default=False, description="Reroll: pick a new seed first")
 
-    _timer = None
+    timer_interval = 0.05
     _batch = None
 
     @classmethod
@@ -96,36 +96,22 @@ class STANDIN_OT_generate(bpy.types.Operator):
         except (ValueError, RuntimeError) as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
-        window_manager = context.window_manager
-        self._timer = window_manager.event_timer_add(0.05, window=context.window)
-        window_manager.progress_begin(0, 1000)
-        window_manager.modal_handler_add(self)
-        return {"RUNNING_MODAL"}
+        return self.start_modal(context)
 
-    def modal(self, context, event):
-        if event.type == "ESC" and event.value == "PRESS":
-            self._batch.cancel()
-        if event.type != "TIMER":
-            return {"PASS_THROUGH"}
-        try:
-            more = self._batch.step()
-        except Exception as error:  # never leave the modal handler and the progress bar behind
-            self._batch.cancel()
-            self.report({"ERROR"}, f"Generate stopped: {error}")
-            return self._finish(context)
-        done, total, what = self._batch.progress
-        context.window_manager.progress_update(int(1000 * done / max(1, total)))
-        context.workspace.status_text_set(f"StandIn generate: {what} — Esc cancels")
+    def _job_step(self, context) -> bool:
+        more = self._batch.step()
         for area in context.screen.areas if context.screen else ():
             if area.type in ("VIEW_3D", "IMAGE_EDITOR"):
                 area.tag_redraw()
-        return {"PASS_THROUGH"} if more else self._finish(context)
+        return more
 
-    def _finish(self, context):
-        window_manager = context.window_manager
-        window_manager.event_timer_remove(self._timer)
-        window_manager.progress_end()
-        context.workspace.status_text_set(None)
+    def _job_progress(self, context):
+        return self._batch.progress
+
+    def _job_cancel(self, context) -> None:
+        self._batch.cancel()
+
+    def _job_finish(self, context):
         _report_summary(self, self._batch.summary)
         return {"FINISHED"} if self._batch.summary.ok else {"CANCELLED"}
 

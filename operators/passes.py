@@ -8,7 +8,7 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty
 
 from ..addon import pass_display, pass_pipeline, shots
 from ..addon.properties import BACKGROUND_PASSES
-from .common import reports_errors
+from .common import ModalJob, reports_errors
 
 
 def _report_results(operator, results) -> None:
@@ -39,7 +39,7 @@ def _show_active(context) -> None:
         pass_display.set_camera_background(shot, pass_display.load_sequence(package, shot, shot.background_pass))
 
 
-class STANDIN_OT_passes_render(bpy.types.Operator):
+class STANDIN_OT_passes_render(ModalJob, bpy.types.Operator):
     """Render the control passes (depth, edges, OpenPose, masks) of the active shot or of every shot.
     Shots whose inputs did not change are skipped. Esc cancels"""
 
@@ -52,7 +52,6 @@ class STANDIN_OT_passes_render(bpy.types.Operator):
                          description="Pass size against the project resolution")
     force: BoolProperty(name="Force", default=False, description="Render even unchanged shots")
 
-    _timer = None
     _job = None
 
     @classmethod
@@ -81,35 +80,26 @@ class STANDIN_OT_passes_render(bpy.types.Operator):
 
     def invoke(self, context, event):
         self._job = pass_pipeline.PassJob(context.scene, self._names(context), scale=self.scale, force=self.force)
-        window_manager = context.window_manager
-        self._timer = window_manager.event_timer_add(0.01, window=context.window)
-        window_manager.progress_begin(0, 1000)
-        window_manager.modal_handler_add(self)
-        return {"RUNNING_MODAL"}
+        return self.start_modal(context)
 
-    def modal(self, context, event):
-        if event.type == "ESC":
-            self._job.cancel()
-            return self._finish(context, cancelled=True)
-        if event.type != "TIMER":
-            return {"PASS_THROUGH"}
-        more = self._job.tick()
+    def _job_step(self, context) -> bool:
+        return self._job.tick()
+
+    def _job_progress(self, context):
         progress = self._job.progress
-        if progress is not None:
-            context.window_manager.progress_update(int(1000 * progress.done / max(1, progress.total)))
-            context.workspace.status_text_set(
-                f"StandIn passes: {progress.shot} {progress.done}/{progress.total} ({progress.stage}) — Esc cancels")
-        return {"RUNNING_MODAL"} if more else self._finish(context)
+        if progress is None:
+            return None
+        return progress.done, progress.total, f"{progress.shot} {progress.done}/{progress.total} ({progress.stage})"
 
-    def _finish(self, context, cancelled: bool = False):
-        window_manager = context.window_manager
-        window_manager.event_timer_remove(self._timer)
-        window_manager.progress_end()
-        context.workspace.status_text_set(None)
+    def _job_cancel(self, context) -> None:
+        self._job.cancel()
+
+    def _job_finish(self, context):
         _report_results(self, self._job.results)
-        if not cancelled:
-            _show_active(context)
-        return {"CANCELLED"} if cancelled else {"FINISHED"}
+        if self._job.cancelled:
+            return {"CANCELLED"}
+        _show_active(context)
+        return {"FINISHED"}
 
 
 class STANDIN_OT_passes_show(bpy.types.Operator):
