@@ -4,7 +4,10 @@
 Layout::
 
     <data>/jobs.sqlite3            the table of jobs (stdlib sqlite3, WAL journal)
-    <data>/jobs/<id>/package/      the uploaded shot package (removed once the job has finished)
+    <data>/jobs/<id>/upload.zip    the uploaded shot package as the client zipped it, read in place
+                                   (``ShotPackage.load`` takes a zip as well as a folder)
+    <data>/jobs/<id>/package/      or the package as a folder, when it came as separate files
+                                   (either is removed once the job has finished)
     <data>/jobs/<id>/staging-*/    what the engine is writing right now (never served)
     <data>/jobs/<id>/result/       the committed results: the staging folder renamed on success
 
@@ -281,7 +284,8 @@ class JobStore:
     # -- writing -------------------------------------------------------------------------------
 
     def add(self, job_id: str, engine: str, spec: dict, package, now: float | None = None) -> Job:
-        """A new queued job; ``package`` is the folder that holds its shot.json."""
+        """A new queued job; ``package`` is what ``ShotPackage.load`` reads its package from: the folder
+        that holds its shot.json, or the zip that holds that folder."""
         if not is_job_id(job_id):
             raise ValueError(f"not a job id: {job_id!r}")
         created = time.time() if now is None else now

@@ -10,7 +10,8 @@ traceback goes to the server log) — the runner itself never dies of an engine'
 
 A package the server has just loaded and checked in this process (``prepared``) is used as it is
 rather than loaded and checked a second time; after a restart, or for a job queued by another
-process, the runner loads and checks the package from the job's folder itself.
+process, the runner loads and checks the package itself from where the job's row says it is (the
+uploaded zip, read in place, or the folder assembled from the uploaded files).
 
 ``stop()`` asks the engine to stop at its next progress call (by raising ``Cancelled``), puts the
 interrupted job back in the queue without counting the attempt, and joins the thread. A job whose
@@ -133,7 +134,7 @@ class Runner:
         self._wake.set()
 
     def prepared(self, job_id: str, package: ShotPackage, spec: dict) -> None:
-        """The server loaded ``job_id``'s package from the folder it assembled for the job and
+        """The server loaded ``job_id``'s package from the zip or folder it stored for the job and
         ``engine.check``-ed it with ``spec`` (as ``spec_to_dict`` gives it): when the job runs, the
         runner uses this package instead of loading and checking it again. Kept in memory only."""
         with self._prepared_lock:

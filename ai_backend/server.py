@@ -5,7 +5,9 @@
 (``jobs.JobStore``) lives in ``data_dir`` and one worker thread (``runner.Runner``) runs the jobs.
 When the app starts it takes a lock on the data folder, re-queues what a previous server left
 running and applies the cleanup policy; when it stops it interrupts the running job (queued again
-for the next start). Routes (the schema is at ``/openapi.json``):
+for the next start). An uploaded zip is kept as it came, ``<job>/upload.zip``, and is the job's
+package, read in place (``package.ZipSource``): nothing is unpacked. Routes (the schema is at
+``/openapi.json``):
 
 - ``GET /v1/health`` — engine, queue counts, version, limits, cleanup policy.
 - ``GET /v1/models`` — what the model registry offers (empty lists without one).
@@ -454,7 +456,12 @@ def _parse_spec(raw: bytes | None):
 
 
 def _assemble(sink: _MultipartSink, limits: Limits) -> pathlib.Path:
-    """Unpack/arrange the upload into ``<job>/package``; returns the folder holding shot.json."""
+    """Where the job's package is: the uploaded zip itself when only a zip came (``ShotPackage``
+    reads it in place: no file is unpacked, and none is left to delete when the job ends); else the
+    folder ``<job>/package`` holding shot.json, from the ``files`` parts (on top of the zip's
+    package, unpacked, when both came)."""
+    if sink.has_zip and not sink.paths:
+        return sink.zip_path
     package_dir = sink.job_dir / "package"
     if sink.has_zip:
         try:
@@ -467,14 +474,13 @@ def _assemble(sink: _MultipartSink, limits: Limits) -> pathlib.Path:
             raise EngineInputError(f"the zip could not be unpacked ({error}).") from None
         finally:
             sink.zip_path.unlink(missing_ok=True)
-        if sink.paths:  # loose files go on top of the zip's package
-            for path in sorted(sink.paths):
-                target = root / path
-                if target.is_dir():
-                    raise EngineInputError(f"{path} is a folder in the zip but was sent as a file.")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(sink.incoming / path, target)
-            shutil.rmtree(sink.incoming, ignore_errors=True)
+        for path in sorted(sink.paths):  # loose files go on top of the zip's package
+            target = root / path
+            if target.is_dir():
+                raise EngineInputError(f"{path} is a folder in the zip but was sent as a file.")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(sink.incoming / path, target)
+        shutil.rmtree(sink.incoming, ignore_errors=True)
         return root
     if not sink.paths:
         raise ApiError(422, "send the shot package: a zip as 'package', or its files as 'files'.")

@@ -303,7 +303,7 @@ class DiffusersEngine:
                      plate_cache, frames)
         needed = plan.char_controls + [PLATE_PASSES[c] for c in plan.plate_controls]
         for kind in needed:
-            missing = [f for f in frames if not package.path(kind, f).is_file()]
+            missing = [f for f in frames if not package.exists(kind, f)]
             if missing:
                 raise EngineInputError(f"the {kind} pass is missing for frame {missing[0]} ({len(missing)} frames); "
                                        f"the diffusers engine needs {', '.join(needed)}: render the passes again.")
@@ -349,7 +349,7 @@ class DiffusersEngine:
         adapters: dict[pathlib.Path, str] = {}
         for character in package.characters:
             name = str(character.get("name", ""))
-            missing = [f for f in frames if not package.path("mask", f, character=name).is_file()]
+            missing = [f for f in frames if not package.exists("mask", f, character=name)]
             if missing:
                 raise EngineInputError(f"the mask of {name} is missing for frame {missing[0]}.")
             file = str(character.get("lora_file") or "").strip()

@@ -86,7 +86,7 @@ class SketchEngine:
         frames = frames_of(package, spec)
         for character in package.characters:
             name = str(character.get("name", ""))
-            missing = [f for f in frames if not package.path("mask", f, character=name).is_file()]
+            missing = [f for f in frames if not package.exists("mask", f, character=name)]
             if missing:
                 raise EngineInputError(
                     f"the sketch engine needs the mask of {name} for every frame; mask/{name}/{missing[0]:04d}.png "

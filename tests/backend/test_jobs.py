@@ -11,6 +11,7 @@ import pathlib
 import shutil
 import threading
 import time
+import zipfile
 
 import cv2
 import numpy as np
@@ -19,7 +20,7 @@ import pytest
 from standin.ai_backend.engine import (Cancelled, EngineInputError, JobSpec, Progress, ResultFile, frames_of,
                                        take_folder)
 from standin.ai_backend.jobs import MAX_ATTEMPTS, STOPPED_TWICE, JobStore
-from standin.ai_backend.package import ShotPackage
+from standin.ai_backend.package import FolderSource, ShotPackage
 from standin.ai_backend.runner import PREPARED_MAX, Runner, spec_to_dict
 
 
@@ -83,11 +84,20 @@ def read_rgb(path) -> np.ndarray:
     return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGR2RGB)
 
 
-def queue(store: JobStore, package_dir, engine: str = "invert", **spec) -> str:
-    """Queue a job the way the server does: its package copied into the job's folder."""
+def queue(store: JobStore, package_dir, engine: str = "invert", zipped: bool = False, **spec) -> str:
+    """Queue a job the way the server does: its package copied into the job's folder, or (``zipped``)
+    zipped there as ``upload.zip``, the package the job then reads in place."""
     job_id = store.new_id()
-    target = store.job_dir(job_id) / "package"
-    shutil.copytree(package_dir, target)
+    if zipped:
+        target = store.job_dir(job_id) / "upload.zip"
+        target.parent.mkdir(parents=True)
+        with zipfile.ZipFile(target, "w") as archive:
+            for path in sorted(pathlib.Path(package_dir).rglob("*")):
+                if path.is_file():
+                    archive.write(path, f"SQ010_SH0010/{path.relative_to(package_dir).as_posix()}")
+    else:
+        target = store.job_dir(job_id) / "package"
+        shutil.copytree(package_dir, target)
     store.add(job_id, engine, spec_to_dict(JobSpec(**spec)), target)
     return job_id
 
@@ -119,16 +129,17 @@ def runners():
 # -- the store --------------------------------------------------------------------------------
 
 
-def test_jobs_survive_a_restart(data_dir, make_package):
+@pytest.mark.parametrize("zipped", [False, True], ids=["folder", "zip"])
+def test_jobs_survive_a_restart(data_dir, make_package, zipped):
     store = JobStore(data_dir)
-    job_id = queue(store, make_package(), seed=7, takes=2, frames=(1, 2), options={"mode": None})
+    job_id = queue(store, make_package(), zipped=zipped, seed=7, takes=2, frames=(1, 2), options={"mode": None})
     store.close()
 
     again = JobStore(data_dir)  # a new server on the same data folder
     job = again.get(job_id)
     assert job.state == "queued" and job.engine == "invert" and job.attempts == 0
     assert job.spec == {"profile": "preview", "seed": 7, "takes": 2, "frames": [1, 2], "options": {"mode": None}}
-    assert pathlib.Path(job.package).is_dir()
+    assert (pathlib.Path(job.package).is_file() if zipped else pathlib.Path(job.package).is_dir())
     assert again.counts() == {"queued": 1, "running": 0, "done": 0, "failed": 0, "cancelled": 0}
     assert again.recover() == {"requeued": [], "failed": [], "cancelled": []}
     assert again.get(job_id).state == "queued"
@@ -269,12 +280,37 @@ def test_a_failed_run_leaves_no_result_folder(data_dir, make_package, mode, erro
     assert not store.job_dir(job_id).exists() or list(store.job_dir(job_id).iterdir()) == []
 
 
-def test_a_package_that_went_missing_fails_the_job(data_dir, make_package):
+@pytest.mark.parametrize("zipped", [False, True], ids=["folder", "zip"])
+def test_a_package_that_went_missing_fails_the_job(data_dir, make_package, zipped):
     store = JobStore(data_dir)
-    job_id = queue(store, make_package())
-    shutil.rmtree(store.job_dir(job_id) / "package")
+    job_id = queue(store, make_package(), zipped=zipped)
+    stored = pathlib.Path(store.get(job_id).package)
+    stored.unlink() if zipped else shutil.rmtree(stored)
     job = Runner(store, InvertEngine()).run_next()
     assert job.state == "failed" and "shot.json" in job.error
+
+
+def test_a_queued_zip_job_runs_after_a_restart_from_its_zip(data_dir, make_package):
+    """The uploaded zip is the job's package: after a restart the runner loads it in place (no
+    folder is ever unpacked), the results are those of the package folder, the zip goes with the job."""
+    store = JobStore(data_dir)
+    package = make_package(frames=3)
+    zipped, folder = queue(store, package, zipped=True, seed=4, takes=2), queue(store, package, seed=4, takes=2)
+    store.close()
+
+    store = JobStore(data_dir)
+    assert store.recover() == {"requeued": [], "failed": [], "cancelled": []}
+    assert sorted(p.name for p in store.job_dir(zipped).iterdir()) == ["upload.zip"]
+    engine = InvertEngine()
+    runner = Runner(store, engine)
+    assert [runner.run_next().state for _ in range(2)] == ["done", "done"]
+    assert engine.checks == 2  # nothing was handed over: both were loaded and checked by the runner
+    first, second = store.get(zipped), store.get(folder)
+    assert first.results == second.results and len(first.results) == 6
+    for result in first.results:
+        assert ((store.result_dir(zipped) / result["path"]).read_bytes()
+                == (store.result_dir(folder) / result["path"]).read_bytes())
+    assert sorted(p.name for p in store.job_dir(zipped).iterdir()) == ["result"]  # the zip went with the job
 
 
 def test_runner_uses_the_package_the_server_checked(data_dir, make_package):
@@ -320,7 +356,7 @@ def test_runner_keeps_a_bounded_number_of_checked_packages(data_dir, make_packag
     ids = [queue(store, package) for _ in range(PREPARED_MAX + 2)]
     loaded = ShotPackage.load(package)
     for job_id in ids:
-        runner.prepared(job_id, dataclasses.replace(loaded, root=pathlib.Path(store.get(job_id).package)),
+        runner.prepared(job_id, dataclasses.replace(loaded, source=FolderSource(store.get(job_id).package)),
                         spec_to_dict(JobSpec()))
     runner.forget(ids[-1])
     while runner.run_next() is not None:
@@ -358,7 +394,7 @@ def test_cancel_a_running_job(data_dir, make_package, runners):
 def test_stop_interrupts_and_requeues_the_running_job(data_dir, make_package, runners):
     store = JobStore(data_dir)
     package = make_package(frames=20)
-    job_id, waiting = queue(store, package), queue(store, package)
+    job_id, waiting = queue(store, package), queue(store, package, zipped=True)
     runner = Runner(store, InvertEngine(delay=0.1), idle_poll=0.05)
     runner.start()
     wait_until(lambda: store.get(job_id).step >= 1, what="the job to start")

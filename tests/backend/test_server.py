@@ -282,22 +282,34 @@ def test_cancel_a_queued_job(serve, data_dir, make_package):
         assert http.get(f"/v1/jobs/{job_id}").json()["state"] == "cancelled"
 
 
-def test_queued_jobs_survive_a_restart(serve, data_dir, make_package):
+def test_queued_jobs_survive_a_restart(serve, data_dir, make_package, tmp_path):
     package = make_package()
     first = serve(create_app(InvertEngine(), data_dir, paused=True))  # takes no job
+    store = first.app.state.store
     with client(first) as http:
         ids = [submit(http, zip_package(package), spec={"seed": seed}).json()["id"] for seed in (1, 2)]
-        assert http.get("/v1/health").json()["queue"]["queued"] == 2
+        ids.append(submit(http, files=package_files(package), spec={"seed": 3}).json()["id"])
+        assert http.get("/v1/health").json()["queue"]["queued"] == 3
+    # a zip upload is kept as it came and is the job's package (nothing unpacked); files make a folder
+    for job_id in ids[:2]:
+        assert store.get(job_id).package == str(store.job_dir(job_id) / "upload.zip")
+        assert sorted(p.name for p in store.job_dir(job_id).iterdir()) == ["upload.zip"]
+    assert store.get(ids[2]).package == str(store.job_dir(ids[2]) / "package")
     first.stop()
 
     engine = InvertEngine()
     second = serve(create_app(engine, data_dir))  # a new server on the same data folder
     with client(second) as http:
         jobs = [wait_state(http, job_id) for job_id in ids]
-        assert [job["state"] for job in jobs] == ["done", "done"]
-        assert engine.checks == 2  # what an earlier server checked is loaded and checked again
-        assert [job["spec"]["seed"] for job in jobs] == [1, 2]
-        assert jobs[0]["finished"] <= jobs[1]["finished"]
+        assert [job["state"] for job in jobs] == ["done", "done", "done"]
+        assert engine.checks == 3  # what an earlier server checked is loaded and checked again
+        assert [job["spec"]["seed"] for job in jobs] == [1, 2, 3]
+        assert jobs[0]["finished"] <= jobs[1]["finished"] <= jobs[2]["finished"]
+        for job in jobs:
+            expected = direct_run(package, tmp_path / job["id"], seed=job["spec"]["seed"])
+            assert {r["path"]: http.get(r["url"]).content for r in job["results"]} == expected
+    for job_id in ids:  # the upload, zip or folder, went with the job
+        assert sorted(p.name for p in second.app.state.store.job_dir(job_id).iterdir()) == ["result"]
 
 
 def test_stopping_the_server_requeues_the_running_job(serve, data_dir, make_package):
@@ -375,6 +387,32 @@ def test_path_traversal_is_refused(serve, data_dir, make_package):
             assert_error(http.get(f"/v1/jobs/{job_id}/files/{path}"), 404)
         assert http.get(f"/v1/jobs/{job_id}/files/take01/0001.png").status_code == 200
     assert list((data_dir / "jobs").iterdir()) == [data_dir / "jobs" / job_id]  # refused uploads left nothing
+
+
+def test_hostile_zips_are_400_and_leave_nothing(serve, data_dir, make_package):
+    """The upload zip is the job's package, read in place: it is checked as a zip before it is queued."""
+    package = make_package()
+    png = (package / "depth" / "0001.png").read_bytes()
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("shot.json", (package / "shot.json").read_text())
+        archive.writestr("depth/0001.png", bytes(8 * 2**20))  # 8 MiB of zeros in ~8 KiB
+    linked = io.BytesIO()
+    with zipfile.ZipFile(linked, "w") as archive, zipfile.ZipFile(io.BytesIO(zip_package(package))) as source:
+        for entry in source.infolist():
+            archive.writestr(entry, source.read(entry))
+        link = zipfile.ZipInfo(f"{package.name}/reference/Mara.png")
+        link.external_attr = 0o120777 << 16  # a symbolic link to /etc/passwd
+        archive.writestr(link, "/etc/passwd")
+    server = serve(create_app(InvertEngine(), data_dir))
+    with client(server) as http:
+        assert_error(submit(http, bomb.getvalue()), 400, "a zip bomb, refused")
+        assert_error(submit(http, linked.getvalue()), 400, "is a symbolic link")
+        assert_error(submit(http, zip_package(package, extra={"/etc/x": b"evil"})), 400, "outside the package")
+        assert_error(submit(http, zip_package(package, extra={f"./{package.name}/depth/0001.png": png})), 400,
+                     "is in the zip twice")
+        assert_error(submit(http, zip_package(package)[:-40]), 400, "not a zip")
+    assert list((data_dir / "jobs").iterdir()) == []
 
 
 def test_bad_packages_are_400_with_a_sentence(serve, data_dir, make_package):
