@@ -312,10 +312,13 @@ def _evaluated(armature):
     return armature.evaluated_get(bpy.context.evaluated_depsgraph_get())
 
 
-def joint_positions(armature) -> dict[str, Vector]:
-    """World positions of the 18 COCO joints and ``head_top`` in the evaluated pose."""
+def joint_positions(armature, skel: mannequin.Skeleton | None = None) -> dict[str, Vector]:
+    """World positions of the 18 COCO joints and ``head_top`` in the evaluated pose.
+
+    ``skel``: the stand-in's skeleton when the caller already has it (it depends only on the height).
+    """
     evaluated = _evaluated(armature)
-    skel = skeleton_of(armature)
+    skel = skel or skeleton_of(armature)
     world = evaluated.matrix_world
     ends = dict(skel.joints, head_top=skel.head_top)
     positions = {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 
 import bpy
+import numpy as np
 from mathutils import Vector
 
 from . import formats, mannequin, rig, shots
@@ -63,41 +64,83 @@ def _mesh_digest(mesh, cache: dict) -> str:
 BODY_REACH = 0.35
 
 
-def box_corners(low, high) -> list[Vector]:
-    return [Vector((x, y, z)) for x in (low[0], high[0]) for y in (low[1], high[1]) for z in (low[2], high[2])]
+class CameraView:
+    """The camera's frame at the current frame, for testing many points at once (numpy).
+
+    The same mapping as ``bpy_extras.object_utils.world_to_camera_view`` (x, y in 0–1 across the
+    frame, z the distance in front of the camera), without a Python call per point.
+    """
+
+    def __init__(self, scene, camera):
+        data = camera.data
+        self.world_to_local = np.array(camera.matrix_world.normalized().inverted(), dtype=np.float64)
+        frame = [tuple(v) for v in data.view_frame(scene=scene)[:3]]
+        self.orthographic = data.type == "ORTHO"
+        self.frame_distance = -frame[0][2]  # the frame's corners lie at z = -distance
+        self.min_x, self.max_x = frame[2][0], frame[1][0]
+        self.min_y, self.max_y = frame[1][1], frame[0][1]
+        self.clip_start, self.clip_end = data.clip_start, data.clip_end
+
+    def project(self, points) -> np.ndarray:
+        """(N, 3) world points → (N, 3) rows of (x, y, depth); x, y only meaningful in front."""
+        points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+        local = points @ self.world_to_local[:3, :3].T + self.world_to_local[:3, 3]
+        depth = -local[:, 2]
+        if self.orthographic:
+            x, y = local[:, 0], local[:, 1]
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                scale = np.where(depth != 0.0, self.frame_distance / depth, 0.0)
+            x, y = local[:, 0] * scale, local[:, 1] * scale
+        return np.stack([(x - self.min_x) / (self.max_x - self.min_x),
+                         (y - self.min_y) / (self.max_y - self.min_y), depth], axis=1)
+
+    def sees(self, points, margin: float = 0.02) -> bool:
+        """Could anything inside the convex hull of ``points`` (world space) show in the frame?
+
+        Conservative: a hull that reaches behind the camera plane counts as seen; otherwise its
+        projected bounds must overlap the frame (padded by ``margin``) within the clipping range.
+        """
+        projected = self.project(points)
+        depths = projected[:, 2]
+        if depths.max() < self.clip_start or depths.min() > self.clip_end:
+            return False
+        if depths.min() <= 0.0:
+            return True
+        xs, ys = projected[:, 0], projected[:, 1]
+        return bool(xs.max() >= -margin and xs.min() <= 1 + margin and ys.max() >= -margin
+                    and ys.min() <= 1 + margin)
+
+    def sees_object(self, obj) -> bool:
+        corners = np.array([tuple(c) for c in obj.bound_box], dtype=np.float64)
+        world = corners @ np.array(obj.matrix_world, dtype=np.float64)[:3, :3].T + np.array(obj.matrix_world.translation)
+        return self.sees(world)
+
+    def sees_body(self, joints) -> bool:
+        """A stand-in from its joints, padded by how far a body reaches beyond them."""
+        joints = np.asarray(joints, dtype=np.float64).reshape(-1, 3)
+        low, high = joints.min(axis=0) - BODY_REACH, joints.max(axis=0) + BODY_REACH
+        corners = np.array([(x, y, z) for x in (low[0], high[0]) for y in (low[1], high[1]) for z in (low[2], high[2])])
+        return self.sees(corners)
 
 
 def points_in_view(scene, camera, points, margin: float = 0.02) -> bool:
-    """Could anything inside the convex hull of ``points`` (world space) show in ``camera``'s frame?
-
-    Conservative: a hull that reaches behind the camera plane counts as seen; otherwise its
-    projected bounds must overlap the frame (padded by ``margin``) within the clipping range.
-    """
-    from bpy_extras.object_utils import world_to_camera_view
-
-    projected = [world_to_camera_view(scene, camera, point) for point in points]
-    depths = [p.z for p in projected]
-    clip_start, clip_end = camera.data.clip_start, camera.data.clip_end
-    if max(depths) < clip_start or min(depths) > clip_end:
-        return False
-    if min(depths) <= 0.0:
-        return True
-    xs, ys = [p.x for p in projected], [p.y for p in projected]
-    return max(xs) >= -margin and min(xs) <= 1 + margin and max(ys) >= -margin and min(ys) <= 1 + margin
-
-
-def object_in_view(scene, camera, obj) -> bool:
-    corners = [obj.matrix_world @ Vector(corner) for corner in obj.bound_box]
-    return points_in_view(scene, camera, corners)
+    return CameraView(scene, camera).sees([tuple(p) for p in points], margin)
 
 
 def joints_in_view(scene, camera, joints) -> bool:
-    low = [min(j[axis] for j in joints) - BODY_REACH for axis in range(3)]
-    high = [max(j[axis] for j in joints) + BODY_REACH for axis in range(3)]
-    return points_in_view(scene, camera, box_corners(low, high))
+    return CameraView(scene, camera).sees_body([tuple(j) for j in joints])
 
 
-def _visible_state(scene, mesh_cache: dict, camera, seen_stand_ins: set) -> list:
+def _pose_digest(armature) -> str:
+    """Every pose bone's matrix at the current frame, as one hash (rounded like the rest)."""
+    bones = armature.pose.bones
+    matrices = np.empty(len(bones) * 16, dtype=np.float32)
+    bones.foreach_get("matrix", matrices)
+    return hashlib.sha1(np.round(matrices, 4).tobytes()).hexdigest()
+
+
+def _visible_state(scene, mesh_cache: dict, view: CameraView, seen_stand_ins: set) -> list:
     """What the render sees of the scene at the current frame (objects, transforms, poses, meshes).
 
     Only objects that can show in the camera's frame count, so moving something another shot sees
@@ -113,14 +156,14 @@ def _visible_state(scene, mesh_cache: dict, camera, seen_stand_ins: set) -> list
         if owner is not None:
             if owner.name_full not in seen_stand_ins:
                 continue
-        elif not object_in_view(scene, camera, obj):
+        elif not view.sees_object(obj):
             continue
         entry = [obj.name_full, obj.type, obj.pass_index, _matrix(obj.matrix_world)]
         if obj.type == "MESH":
             entry.append(_mesh_digest(obj.data, mesh_cache))
             entry.append([m.type for m in obj.modifiers if m.show_render])
         elif obj.type == "ARMATURE":
-            entry.append([_matrix(b.matrix) for b in obj.pose.bones])
+            entry.append(_pose_digest(obj))
         state.append(entry)
     return state
 
@@ -173,6 +216,7 @@ def read_shot(scene, shot, scale: float = 1.0) -> ShotSpec:
     fingerprint = hashlib.sha256()
     mesh_cache: dict = {}
     seen_characters: set[str] = set()
+    skeletons = {stand_in.name_full: rig.skeleton_of(stand_in) for _c, stand_in, _s in cast}
     sun = None
     current = scene.frame_current
     try:
@@ -181,14 +225,15 @@ def read_shot(scene, shot, scale: float = 1.0) -> ShotSpec:
             key = str(frame)
             camera_matrices[key] = _matrix(camera.matrix_world)
             camera_lens[key] = round(camera.data.lens, _DIGITS)
+            view = CameraView(scene, camera)
             seen_now = set()
             for _character, stand_in, spec in cast:
-                joints = rig.joint_positions(stand_in)
+                joints = rig.joint_positions(stand_in, skeletons[stand_in.name_full])
                 spec.joints[key] = [_rounded(joints[name]) for name in mannequin.COCO18]
-                if joints_in_view(scene, camera, list(joints.values())):
+                if view.sees_body([tuple(j) for j in joints.values()]):
                     seen_now.add(stand_in.name_full)
                     seen_characters.add(spec.name)
-            fingerprint.update(repr(_visible_state(scene, mesh_cache, camera, seen_now)).encode())
+            fingerprint.update(repr(_visible_state(scene, mesh_cache, view, seen_now)).encode())
             if frame == shot.frame_start:
                 sun = _sun_direction_camera(scene, camera)
     finally:

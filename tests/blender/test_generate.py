@@ -72,6 +72,7 @@ def _generate(scene, names, **kwargs):
     return generation.GenerationBatch(scene, names, **kwargs).run(timeout=120)
 
 
+@pytest.mark.bpy45
 def test_one_shot_becomes_a_take_with_its_record(blocked, tmp_path):
     scene, names = blocked
     summary = _generate(scene, names[:1])
@@ -105,6 +106,7 @@ def test_one_shot_becomes_a_take_with_its_record(blocked, tmp_path):
     assert pixels[..., :3].std() > 0.05  # a drawing, not a flat frame
 
 
+@pytest.mark.bpy45
 def test_generate_all_skips_unchanged_shots_and_redoes_those_that_see_a_moved_stand_in(blocked):
     scene, names = blocked
     first = _generate(scene, names)
@@ -186,6 +188,7 @@ def test_cancel_stops_the_backend_job_and_records_nothing(scene, tmp_path):
         server.stop()
 
 
+@pytest.mark.bpy45
 def test_a_reopened_file_picks_up_its_job_or_marks_it_lost(scene, tmp_path):
     blend = tmp_path / "project" / "scene.blend"
     names = _block(scene, blend)
@@ -247,6 +250,7 @@ def test_the_view_test_keeps_other_shots_hashes(blocked):
     assert before[names[1]] != after[names[1]] and before[names[2]] != after[names[2]]
 
 
+@pytest.mark.bpy45
 def test_operators_generate_pick_and_star_takes(blocked):
     scene, names = blocked
     scene.standin.shot_index = 0
@@ -353,3 +357,23 @@ def test_generate_with_the_diffusers_engine_and_tiny_models(scene, tmp_path):
         torch.set_num_threads(threads)
         generation.close_workers()
         server.stop()
+
+
+@pytest.mark.bpy45
+@pytest.mark.parametrize("kind, shift", [("PERSP", 0.0), ("PERSP", 0.2), ("ORTHO", 0.1)])
+def test_the_camera_view_maps_points_like_blenders_world_to_camera_view(scene, kind, shift):
+    from bpy_extras.object_utils import world_to_camera_view
+    from mathutils import Vector
+
+    scene.render.resolution_x, scene.render.resolution_y = 320, 134
+    camera = bpy.data.objects.new("Cam", bpy.data.cameras.new("Cam"))
+    scene.collection.objects.link(camera)
+    camera.data.type, camera.data.shift_x, camera.data.ortho_scale = kind, shift, 6.0
+    camera.location, camera.rotation_euler = (1.0, -6.0, 1.6), (1.45, 0.0, 0.2)
+    bpy.context.view_layer.update()
+    points = np.random.default_rng(3).uniform(-5, 5, size=(200, 3))
+    ours = scene_reader.CameraView(scene, camera).project(points)
+    theirs = np.array([tuple(world_to_camera_view(scene, camera, Vector(p))) for p in points])
+    in_front = theirs[:, 2] > 1e-6
+    assert in_front.sum() > 50
+    np.testing.assert_allclose(ours[in_front], theirs[in_front], rtol=1e-6, atol=1e-6)
