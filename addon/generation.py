@@ -60,7 +60,8 @@ def record_from_package(package_dir: pathlib.Path, shot_name: str, seed: int, pr
 def inputs_hash_of(shot_json: dict, seed: int, profile: str, options: dict) -> str:
     # The engine is not part of it: the same passes, prompts and seed on another backend are the same
     # request (the take records which engine answered).
-    return takes.inputs_hash(shot_json["content_hash"], seed, profile, "", options)
+    package = shot_json.get("generation_hash") or shot_json["content_hash"]  # older packages: content
+    return takes.inputs_hash(package, seed, profile, "", options)
 
 
 def is_up_to_date(shot, package_dir: pathlib.Path, profile: str, options: dict) -> bool:

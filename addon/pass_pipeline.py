@@ -115,6 +115,7 @@ def _shot_json(spec: ShotSpec, visible: list[str], rng, raw_scale: float, render
         characters=characters,
         render_hash=spec.render_hash(),
         content_hash=spec.content_hash(),
+        generation_hash=spec.generation_hash(),
         depth={"near": rng.near, "far": rng.far, "encoding": pass_images.DEPTH_ENCODING,
                "raw_metres_per_unit": raw_scale, "raw_format": "png16", "background": 0},
         canny={"low": spec.canny_low, "high": spec.canny_high, "source": "normals+depth"},
@@ -143,7 +144,7 @@ def shot_passes(scene, shot, out_root: pathlib.Path | None = None, scale: float 
         return ShotPassResult(name, "skipped", package_dir, "unchanged since its last passes", warnings)
     if state == "metadata":
         fresh = spec.to_dict()
-        changes = {k: fresh[k] for k in ("style_prompt", "negative_prompt", "action", "set", "shot_size",
+        changes = {k: fresh[k] for k in ("shot", "style_prompt", "negative_prompt", "action", "set", "shot_size",
                                          "sun_direction_camera", "fps")}
         old = shot_package.read_shot_json(package_dir)
         by_name = {c["name"]: c for c in fresh["characters"]}
@@ -157,6 +158,7 @@ def shot_passes(scene, shot, out_root: pathlib.Path | None = None, scale: float 
         warnings += reference_warnings
         changes["warnings"] = [w for w in old.get("warnings", []) if not _is_reference_warning(w)] + reference_warnings
         changes["content_hash"] = spec.content_hash()
+        changes["generation_hash"] = spec.generation_hash()
         shot_package.update_metadata(package_dir, changes)
         return ShotPassResult(name, "metadata", package_dir, "passes unchanged; prompts updated", warnings)
 

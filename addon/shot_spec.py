@@ -110,6 +110,14 @@ class ShotSpec:
         """Hash of everything that went into the shot package."""
         return _digest(self.to_dict())
 
+    def generation_hash(self) -> str:
+        """Hash of what a generated frame depends on: everything but the shot's name and the reader's
+        warnings, so renaming a shot does not make its takes out of date."""
+        data = self.to_dict()
+        data.pop("shot")
+        data.pop("warnings")
+        return _digest(data)
+
 
 def _digest(value) -> str:
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=_not_json)

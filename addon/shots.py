@@ -225,6 +225,8 @@ def rename_shot(scene, old: str, new: str) -> None:
     shot = data.shots.get(old)
     if shot is None:
         raise ShotError(f"There is no shot named {old}.")
+    if new != old:
+        _move_output_folder(scene, shot, old, new)
     marker = scene.timeline_markers.get(old)
     shot.name = new
     if marker is not None:
@@ -233,6 +235,38 @@ def rename_shot(scene, old: str, new: str) -> None:
         shot.camera["standin_shot"] = new
         shot.camera.name = f"CAM_{new}"
     sync_markers(scene)
+    if shot.active_take is not None:
+        from . import take_display
+
+        take_display.show(scene, shot)
+
+
+def _move_output_folder(scene, shot, old: str, new: str) -> None:
+    """A renamed shot takes its passes and takes along: ``<output>/<old>/`` becomes ``<output>/<new>/``."""
+    import pathlib
+
+    output = scene.standin.project.output_dir or "//standin/"
+    if output.startswith("//") and not bpy.data.filepath:
+        return  # nothing was written next to an unsaved file
+    root = pathlib.Path(bpy.path.abspath(output))
+    source, target = root / old, root / new
+    if not source.is_dir():
+        return
+    if target.exists():
+        raise ShotError(f"{target} already exists: move or delete it before renaming {old} to {new}.")
+    try:
+        source.rename(target)
+    except OSError as error:
+        raise ShotError(f"Cannot move {source} to {target} ({error.strerror or error}): "
+                        "close what uses its files and rename again.") from error
+    for take in shot.takes:
+        folder = pathlib.Path(bpy.path.abspath(take.folder))
+        if folder.is_relative_to(source):
+            moved = target / folder.relative_to(source)
+            take.folder = bpy.path.relpath(str(moved)) if bpy.data.filepath else str(moved)
+    image = bpy.data.images.get(f"StandIn take {old}")
+    if image is not None:
+        bpy.data.images.remove(image)  # shown again from the moved folder below
 
 
 def duplicate_shot(scene, name: str):

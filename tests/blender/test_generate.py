@@ -377,3 +377,22 @@ def test_the_camera_view_maps_points_like_blenders_world_to_camera_view(scene, k
     in_front = theirs[:, 2] > 1e-6
     assert in_front.sum() > 50
     np.testing.assert_allclose(ours[in_front], theirs[in_front], rtol=1e-6, atol=1e-6)
+
+
+def test_renaming_a_shot_takes_its_passes_and_takes_along(blocked, tmp_path):
+    scene, names = blocked
+    _generate(scene, names[:1])
+    shot = scene.standin.shots[names[0]]
+    old_folder = tmp_path / "project" / "standin" / names[0]
+    shots.rename_shot(scene, names[0], "SQ010_SH0005")
+    new_folder = tmp_path / "project" / "standin" / "SQ010_SH0005"
+    assert not old_folder.exists() and (new_folder / "v001" / "take.json").is_file()
+    assert shot.active_take.folder == "//standin/SQ010_SH0005/v001/" or \
+        pathlib.Path(bpy.path.abspath(shot.active_take.folder)).resolve() == (new_folder / "v001").resolve()
+    background = [b for b in shot.camera.data.background_images if b.image is not None][0]
+    assert background.image.name == take_display.image_name("SQ010_SH0005")
+    assert pathlib.Path(bpy.path.abspath(background.image.filepath)).resolve().parent == (new_folder / "v001").resolve()
+    again = _generate(scene, ["SQ010_SH0005"])  # only the name changed: no new take
+    assert again.skipped == ["SQ010_SH0005"], again.messages
+    package = json.loads((new_folder / "passes" / "shot.json").read_text())
+    assert package["shot"] == "SQ010_SH0005"  # the package follows the name without a render
