@@ -246,10 +246,12 @@ def _add_picture(strips, edit: EditList, event: Event, channel: int):
     source = event.source
     if source.kind in ("frames", "still", "playblast"):
         first = pathlib.Path(source.files[0])
-        # pictures at the animatic's size go in as they are: three times cheaper than fitting them
+        # pictures at the animatic's size go in as they are: three times cheaper than fitting them. A take's
+        # passes were rendered at a size snapped to 8 px through the same camera, so its frame holds the
+        # animatic's and a little more on one axis: fill (crop those pixels) rather than fit (bars).
         exact = source.kind == "playblast" or _png_size(first) == (width, height)
         strip = strips.new_image(name=event.shot, filepath=str(first), channel=channel, frame_start=event.record_in,
-                                 fit_method="ORIGINAL" if exact else "FIT")
+                                 fit_method="ORIGINAL" if exact else "FILL")
         if source.kind == "still":
             strip.frame_final_duration = event.duration
         else:
@@ -259,7 +261,7 @@ def _add_picture(strips, edit: EditList, event: Event, channel: int):
     if source.kind == "clip":
         try:
             strip = strips.new_movie(name=event.shot, filepath=source.clip, channel=channel,
-                                     frame_start=event.record_in, fit_method="FIT")
+                                     frame_start=event.record_in, fit_method="FILL")
         except RuntimeError as error:  # not a movie Blender can read
             edit_list.make_slate(edit, event, f"{event.shot}: the clip of take {event.take_name} cannot be read "
                                               f"({str(error).strip()}): generate the shot again.")

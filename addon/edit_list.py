@@ -27,8 +27,8 @@ import os
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-#: Bumped when what the key covers changes, so old caches are not taken for current ones.
-EDIT_VERSION = 1
+#: Bumped when what the key covers or how a piece looks changes, so old caches are not taken for current ones.
+EDIT_VERSION = 2
 
 KINDS = ("frames", "still", "clip", "playblast", "slate")
 #: How playblast frames are named in their cache folder: ``0001.jpg``… by scene frame.
