@@ -10,7 +10,7 @@ from __future__ import annotations
 import pathlib
 
 import bpy
-from bpy.props import FloatProperty, StringProperty
+from bpy.props import EnumProperty, FloatProperty, StringProperty
 
 from ..addon import animatic
 from .common import ModalJob, reports_errors
@@ -170,4 +170,38 @@ class STANDIN_OT_animatic_otio(_AnimaticJobOperator, bpy.types.Operator):
         return {"FINISHED"}
 
 
-classes = (STANDIN_OT_animatic_build, STANDIN_OT_animatic_board, STANDIN_OT_animatic_otio)
+class STANDIN_OT_animatic_play(bpy.types.Operator):
+    """Watch the last animatic: in your movie player, or as the "StandIn Edit" scene in this window"""
+
+    bl_idname = "standin.animatic_play"
+    bl_label = "Play Animatic"
+    not_undoable = "it only opens the movie or switches the window to the edit; the scenes do not change"
+
+    where: EnumProperty(name="Where", default="PLAYER", items=(
+        ("PLAYER", "Movie player", "Open animatic.mp4 with the system's movie player"),
+        ("EDIT", "Edit scene", "Show the 'StandIn Edit' scene in this window (its sequencer holds the cut)"),
+    ))
+
+    @classmethod
+    def poll(cls, context):
+        last = context.scene.get(LAST_ANIMATIC)
+        if not last or not pathlib.Path(last).is_file():
+            cls.poll_message_set("Build the animatic first")
+            return False
+        return True
+
+    def execute(self, context):
+        if self.where == "PLAYER":
+            return bpy.ops.wm.path_open(filepath=context.scene[LAST_ANIMATIC])
+        edit = bpy.data.scenes.get(animatic.EDIT_SCENE)
+        if edit is None:
+            self.report({"ERROR"}, f"There is no '{animatic.EDIT_SCENE}' scene any more: build the animatic again.")
+            return {"CANCELLED"}
+        if context.window is None:
+            self.report({"ERROR"}, "There is no window to show the edit in.")
+            return {"CANCELLED"}
+        context.window.scene = edit
+        return {"FINISHED"}
+
+
+classes = (STANDIN_OT_animatic_build, STANDIN_OT_animatic_board, STANDIN_OT_animatic_otio, STANDIN_OT_animatic_play)

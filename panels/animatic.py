@@ -28,7 +28,9 @@ class STANDIN_PT_animatic(StandInPanel, bpy.types.Panel):
         if last:
             col = layout.column(align=True)
             col.label(text=os.path.basename(last), icon="FILE_MOVIE")
-            col.label(text="Edit: scene 'StandIn Edit'")
+            row = col.row(align=True)
+            row.operator("standin.animatic_play", text="Play", icon="PLAY").where = "PLAYER"
+            row.operator("standin.animatic_play", text="Open Edit", icon="SEQUENCE").where = "EDIT"
 
 
 classes = (STANDIN_PT_animatic,)

@@ -30,6 +30,9 @@ def test_every_operator_is_undoable_and_documented():
         ("look_at", "Select a stand-in first"),
         ("character_remove", "No character is selected"),
         ("set_remove", "No set is selected"),
+        ("animatic_play", "Build the animatic first"),
+        ("generate_cancel", "No generation is running"),
+        ("take_activate", "no takes yet"),
     ],
 )
 def test_poll_says_why_an_operator_cannot_run(scene, operator, message):
