@@ -13,25 +13,17 @@ import bpy
 from bpy.props import EnumProperty, FloatProperty, StringProperty
 
 from ..addon import animatic
-from .common import ModalJob, reports_errors
+from .common import ModalJob, poll_has_shots, reports_errors
 
 #: The scene's custom property holding the last animatic's path (the panel shows it).
 LAST_ANIMATIC = "standin_animatic"
 _MAX_REPORTED_PROBLEMS = 12
 
 
-def _poll_shots(cls, context) -> bool:
-    if not len(context.scene.standin.shots):
-        cls.poll_message_set("There are no shots: add one in the Shots panel")
-        return False
-    return True
-
-
 class _AnimaticJobOperator(ModalJob):
     """What the three share: run an ``AnimaticJob`` (modal with a timer, or all at once) and report."""
 
     encode = True
-    _job = None
 
     scale: FloatProperty(name="Scale", default=animatic.DEFAULT_SCALE, min=0.05, max=1.0,
                          description="Size of the animatic's pictures against the project resolution")
@@ -77,19 +69,6 @@ class _AnimaticJobOperator(ModalJob):
         self._job = self._new_job(context)
         return self.start_modal(context)
 
-    def _job_step(self, context) -> bool:
-        return self._job.tick()
-
-    def _job_progress(self, context):
-        progress = self._job.progress
-        if progress is None:
-            return None
-        return (progress.done, progress.total,
-                f"{progress.stage} {progress.shot} {progress.done}/{progress.total}")
-
-    def _job_cancel(self, context) -> None:
-        self._job.cancel()
-
     def _job_finish(self, context):
         return self._finish_job(context, self._job.result)
 
@@ -103,7 +82,7 @@ class STANDIN_OT_animatic_build(_AnimaticJobOperator, bpy.types.Operator):
     bl_label = "Build Animatic"
     bl_options = {"REGISTER", "UNDO"}
 
-    poll = classmethod(_poll_shots)
+    poll = classmethod(poll_has_shots)
 
     def _out(self, context):
         return self._target(context, "animatic.mp4")
@@ -127,7 +106,7 @@ class STANDIN_OT_animatic_board(_AnimaticJobOperator, bpy.types.Operator):
     bl_options = {"REGISTER"}
     encode = False
 
-    poll = classmethod(_poll_shots)
+    poll = classmethod(poll_has_shots)
 
     def _done(self, context, result):
         from ..addon.board import BoardError
@@ -154,7 +133,7 @@ class STANDIN_OT_animatic_otio(_AnimaticJobOperator, bpy.types.Operator):
     bl_options = {"REGISTER"}
     encode = False
 
-    poll = classmethod(_poll_shots)
+    poll = classmethod(poll_has_shots)
 
     def _done(self, context, result):
         from ..addon.otio_export import OtioError

@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import random
-import threading
 
 import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty
 
 from ..addon import generation, shots, take_display
 from ..addon.backend_client import BackendClient, BackendError
-from .common import ModalJob, reports_errors
+from .common import BackgroundCall, ModalJob, poll_has_shots, reports_errors
 
 def target_shot(context):
     """The shot to generate: the one seen through the scene camera at the current frame, else the selected one."""
@@ -52,9 +51,7 @@ class STANDIN_OT_generate(ModalJob, bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        data = context.scene.standin
-        if not len(data.shots):
-            cls.poll_message_set("There are no shots: add one in the Shots panel")
+        if not poll_has_shots(cls, context):
             return False
         if generation.running_batches():
             cls.poll_message_set("A generation is already running: wait for it or cancel it")
@@ -202,53 +199,34 @@ def _describe(health: dict, models: dict) -> str:
     return f"{health.get('engine', '?')} engine on {device}, version {health.get('version', '?')}; {counts}"
 
 
-class STANDIN_OT_backend_test(bpy.types.Operator):
+class STANDIN_OT_backend_test(BackgroundCall, bpy.types.Operator):
     """Ask the backend who it is: engine, device and the models it offers"""
 
     not_undoable = "it only asks the backend who it is; nothing in the scene changes"
     bl_idname = "standin.backend_test"
     bl_label = "Test Connection"
 
-    _thread = None
-    _result = None
-    _timer = None
+    def _context_values(self, context):
+        project = context.scene.standin.project
+        return project.backend_url, project.backend_token, project.backend_timeout
 
-    def _ask(self, url, token, timeout):
+    def _work(self, values):
+        url, token, timeout = values
         try:
             client = BackendClient(url, token=token or None, timeout=timeout)
-            self._result = ("ok", client.health(), client.models())
+            return client.health(), client.models()
         except BackendError as error:
-            self._result = ("error", str(error), None)
+            return error
 
-    def _done(self, context):
-        kind, first, models = self._result
-        if kind == "error":
-            self.report({"ERROR"}, first)
+    def _done(self, context, outcome):
+        if isinstance(outcome, BackendError):
+            self.report({"ERROR"}, str(outcome))
             return {"CANCELLED"}
+        health, models = outcome
         backend_models.clear()
         backend_models.update(models)
-        self.report({"INFO"}, _describe(first, models))
+        self.report({"INFO"}, _describe(health, models))
         return {"FINISHED"}
-
-    def execute(self, context):
-        project = context.scene.standin.project
-        self._ask(project.backend_url, project.backend_token, project.backend_timeout)
-        return self._done(context)
-
-    def invoke(self, context, event):
-        project = context.scene.standin.project
-        self._thread = threading.Thread(target=self._ask, daemon=True,
-                                        args=(project.backend_url, project.backend_token, project.backend_timeout))
-        self._thread.start()
-        self._timer = context.window_manager.event_timer_add(0.1, window=context.window)
-        context.window_manager.modal_handler_add(self)
-        return {"RUNNING_MODAL"}
-
-    def modal(self, context, event):
-        if event.type != "TIMER" or self._thread.is_alive():
-            return {"PASS_THROUGH"}
-        context.window_manager.event_timer_remove(self._timer)
-        return self._done(context)
 
 
 def _local_backend():
@@ -257,55 +235,31 @@ def _local_backend():
     return local_backend
 
 
-class STANDIN_OT_backend_start(bpy.types.Operator):
+class STANDIN_OT_backend_start(BackgroundCall, bpy.types.Operator):
     """Start a local backend with the sketch engine (no GPU, no downloads) and point the project at it.
     It stops when Blender closes"""
 
     not_undoable = "it starts a process outside Blender"
     bl_idname = "standin.backend_start"
     bl_label = "Start Local Backend"
+    busy_text = "StandIn: starting the local backend…"
 
-    _thread = None
-    _outcome = None
-    _timer = None
-
-    def _start(self):
+    def _work(self, values):
         local = _local_backend()
         try:
-            self._outcome = ("ok", local.shared().start())
+            return local.shared().start()
         except local.LocalBackendError as error:
-            self._outcome = ("error", str(error))
+            return error
 
-    def _done(self, context):
-        kind, value = self._outcome
-        if kind == "error":
-            self.report({"ERROR"}, value)
+    def _done(self, context, outcome):
+        if isinstance(outcome, Exception):
+            self.report({"ERROR"}, str(outcome))
             return {"CANCELLED"}
         project = context.scene.standin.project
-        project.backend_url = value.url
+        project.backend_url = outcome.url
         project.backend_token = ""
-        self.report({"INFO"}, f"Local sketch backend running at {value.url}")
+        self.report({"INFO"}, f"Local sketch backend running at {outcome.url}")
         return {"FINISHED"}
-
-    def execute(self, context):
-        self._start()
-        return self._done(context)
-
-    def invoke(self, context, event):
-        """From the UI: the child starts in the background (a few seconds) while Blender stays usable."""
-        self._thread = threading.Thread(target=self._start, daemon=True)
-        self._thread.start()
-        self._timer = context.window_manager.event_timer_add(0.1, window=context.window)
-        context.window_manager.modal_handler_add(self)
-        context.workspace.status_text_set("StandIn: starting the local backend…")
-        return {"RUNNING_MODAL"}
-
-    def modal(self, context, event):
-        if event.type != "TIMER" or self._thread.is_alive():
-            return {"PASS_THROUGH"}
-        context.window_manager.event_timer_remove(self._timer)
-        context.workspace.status_text_set(None)
-        return self._done(context)
 
 
 class STANDIN_OT_backend_stop(bpy.types.Operator):

@@ -8,7 +8,7 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty
 
 from ..addon import pass_display, pass_pipeline, shots
 from ..addon.properties import BACKGROUND_PASSES
-from .common import ModalJob, reports_errors
+from .common import ModalJob, poll_has_shots, reports_errors
 
 
 def _report_results(operator, results) -> None:
@@ -52,13 +52,10 @@ class STANDIN_OT_passes_render(ModalJob, bpy.types.Operator):
                          description="Pass size against the project resolution")
     force: BoolProperty(name="Force", default=False, description="Render even unchanged shots")
 
-    _job = None
-
     @classmethod
     def poll(cls, context):
         data = context.scene.standin
-        if not len(data.shots):
-            cls.poll_message_set("There are no shots: add one in the Shots panel")
+        if not poll_has_shots(cls, context):
             return False
         if data.active_shot is None:
             cls.poll_message_set("No shot is selected in the shot list")
@@ -81,18 +78,6 @@ class STANDIN_OT_passes_render(ModalJob, bpy.types.Operator):
     def invoke(self, context, event):
         self._job = pass_pipeline.PassJob(context.scene, self._names(context), scale=self.scale, force=self.force)
         return self.start_modal(context)
-
-    def _job_step(self, context) -> bool:
-        return self._job.tick()
-
-    def _job_progress(self, context):
-        progress = self._job.progress
-        if progress is None:
-            return None
-        return progress.done, progress.total, f"{progress.shot} {progress.done}/{progress.total} ({progress.stage})"
-
-    def _job_cancel(self, context) -> None:
-        self._job.cancel()
 
     def _job_finish(self, context):
         _report_results(self, self._job.results)
