@@ -242,6 +242,17 @@ def abandon_everything() -> None:
     close_workers()
 
 
+def project_options(scene) -> dict:
+    """The job options the project sets: its base model and IP-Adapter, when picked (else the backend's)."""
+    project = scene.standin.project
+    options = {}
+    if project.base_model:
+        options["base"] = project.base_model
+    if project.ip_adapter:
+        options["ip_adapter"] = project.ip_adapter
+    return options
+
+
 class GenerationBatch:
     """Generate some shots: ``step()`` until it returns False, ``cancel()`` any time (Esc)."""
 
@@ -252,7 +263,7 @@ class GenerationBatch:
         self.force = force
         self.variations = variations or project.variations
         self.profile = profile or project.profile
-        self.options = dict(options or {})
+        self.options = project_options(scene) if options is None else dict(options)
         self.worker = worker or _project_worker(scene)
         self.backend = project.backend_url
         self.summary = Summary()

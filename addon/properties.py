@@ -163,6 +163,12 @@ class StandInProject(PropertyGroup):
         name="Take opacity", description="Opacity of the active take behind the stand-ins in camera view",
         default=0.6, min=0.0, max=1.0, subtype="FACTOR", update=_update_take_opacity,
     )
+    base_model: StringProperty(
+        name="Base model", description="The backend's base model to generate with (empty: its first)",
+    )
+    ip_adapter: StringProperty(
+        name="IP-Adapter", description="The backend's IP-Adapter for bit parts with a reference image (empty: its first)",
+    )
     backend_timeout: FloatProperty(
         name="Time-out", description="Seconds to wait for the backend to answer a request",
         default=20.0, min=1.0, max=600.0, unit="TIME_ABSOLUTE",

@@ -281,34 +281,56 @@ class STANDIN_OT_backend_stop(bpy.types.Operator):
         return {"FINISHED"}
 
 
-def _lora_items(self, context):
-    listed = backend_models.get("loras", [])
-    items = [(entry.get("name", ""), entry.get("name", ""), entry.get("path", "")) for entry in listed if entry.get("name")]
-    return items or [("", "(Test the connection first)", "")]
+#: what each picker fills in, and from which list of /v1/models
+_PICKABLE = {
+    "LORA": ("loras", "the selected character's LoRA"),
+    "BASE": ("bases", "the project's base model"),
+    "IP_ADAPTER": ("ip_adapters", "the project's IP-Adapter (for bit parts with a reference image)"),
+}
+#: Blender keeps only pointers to an enum's strings: the items must outlive the call that made them.
+_listed_items: list = []
 
 
-class STANDIN_OT_pick_lora(bpy.types.Operator):
-    """Pick the selected character's LoRA from what the backend lists"""
+def _model_items(self, context):
+    listed = backend_models.get(_PICKABLE[self.kind][0], [])
+    names = [entry.get("name", "") for entry in listed if entry.get("name")]
+    _listed_items[:] = [(name, name, entry.get("family", "")) for name, entry in zip(names, listed)] or \
+        [("", "(Test the connection first)", "")]
+    return _listed_items
 
-    bl_idname = "standin.pick_lora"
-    bl_label = "Pick LoRA"
-    bl_property = "lora"
+
+class STANDIN_OT_pick_model(bpy.types.Operator):
+    """Pick a LoRA for the selected character, or the project's base model or IP-Adapter, from what the
+    backend lists (Test Connection fetches the list)"""
+
+    bl_idname = "standin.pick_model"
+    bl_label = "Pick from the Backend"
+    bl_property = "name"
     bl_options = {"REGISTER", "UNDO"}
 
-    lora: EnumProperty(name="LoRA", items=_lora_items)
+    kind: EnumProperty(name="What", items=[(key, key.replace("_", "-").title(), what)
+                                           for key, (_listed, what) in _PICKABLE.items()], default="LORA")
+    name: EnumProperty(name="Name", items=_model_items)
 
     @classmethod
     def poll(cls, context):
-        if context.scene.standin.active_character is None:
-            cls.poll_message_set("Select a character in the cast list")
-            return False
         return True
 
     def execute(self, context):
-        if not self.lora:
-            self.report({"WARNING"}, "The backend lists no LoRAs: press Test Connection, or add LoRAs to its models.toml")
+        data = context.scene.standin
+        if not self.name:
+            self.report({"WARNING"}, f"The backend lists no {_PICKABLE[self.kind][0].replace('_', '-')}: press "
+                                     "Test Connection, or add them to the backend's models.toml")
             return {"CANCELLED"}
-        context.scene.standin.active_character.lora_file = self.lora
+        if self.kind == "LORA":
+            if data.active_character is None:
+                self.report({"ERROR"}, "Select a character in the cast list first.")
+                return {"CANCELLED"}
+            data.active_character.lora_file = self.name
+        elif self.kind == "BASE":
+            data.project.base_model = self.name
+        else:
+            data.project.ip_adapter = self.name
         return {"FINISHED"}
 
     def invoke(self, context, event):
@@ -317,4 +339,4 @@ class STANDIN_OT_pick_lora(bpy.types.Operator):
 
 
 classes = (STANDIN_OT_generate, STANDIN_OT_generate_cancel, STANDIN_OT_take_activate, STANDIN_OT_take_star,
-           STANDIN_OT_backend_test, STANDIN_OT_backend_start, STANDIN_OT_backend_stop, STANDIN_OT_pick_lora)
+           STANDIN_OT_backend_test, STANDIN_OT_backend_start, STANDIN_OT_backend_stop, STANDIN_OT_pick_model)

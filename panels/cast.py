@@ -36,7 +36,7 @@ class STANDIN_PT_cast(StandInPanel, bpy.types.Panel):
             sub = box.column(align=True)
             row = sub.row(align=True)
             row.prop(character, "lora_file")
-            row.operator("standin.pick_lora", text="", icon="VIEWZOOM")  # what the backend lists
+            row.operator("standin.pick_model", text="", icon="VIEWZOOM").kind = "LORA"  # what the backend lists
             sub.prop(character, "lora_trigger")
             sub.prop(character, "lora_weight")
             box.prop(character, "reference_image")

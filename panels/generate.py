@@ -48,6 +48,11 @@ class STANDIN_PT_generate(StandInPanel, bpy.types.Panel):
         row.operator("standin.backend_test", icon="LINKED")
         row.operator("standin.backend_start", icon="PLAY", text="Start Local")
 
+        col = layout.column(align=True)
+        for prop, kind in (("base_model", "BASE"), ("ip_adapter", "IP_ADAPTER")):
+            row = col.row(align=True)
+            row.prop(project, prop)
+            row.operator("standin.pick_model", text="", icon="VIEWZOOM").kind = kind
         row = layout.row(align=True)
         row.prop(project, "profile", expand=True)
         layout.prop(project, "variations")

@@ -335,23 +335,27 @@ def test_generate_with_the_diffusers_engine_and_tiny_models(scene, tmp_path):
         # the cast's LoRA field offers what the backend lists
         assert bpy.ops.standin.backend_test() == {"FINISHED"}
         scene.standin.cast_index = 0
-        assert bpy.ops.standin.pick_lora(lora="mara.safetensors") == {"FINISHED"}
+        assert bpy.ops.standin.pick_model(kind="LORA", name="mara.safetensors") == {"FINISHED"}
+        assert bpy.ops.standin.pick_model(kind="BASE", name="tiny-sd15") == {"FINISHED"}
+        assert scene.standin.project.base_model == "tiny-sd15"
         shot = scene.standin.shots[names[0]]
         shot.frame_end = shot.frame_start  # one frame keeps the CPU run short
         assert ada.lora_file == "mara.safetensors"
-        summary = _generate(scene, [shot.name], profile="final", options={"steps": 2})
+        summary = _generate(scene, [shot.name], profile="final",
+                            options={**generation.project_options(scene), "steps": 2})
         assert summary.generated == [shot.name], summary.messages
         take = shot.active_take
         record = takes.read_take(pathlib.Path(bpy.path.abspath(take.folder)))
         assert record.engine == "diffusers" and record.frames == [shot.frame_start]
         assert record.loras == [{"character": "Ada", "file": "mara.safetensors", "trigger": "mara", "weight":
                                  pytest.approx(ada.lora_weight)}]
-        assert "mara.safetensors" in take.loras
+        assert "mara.safetensors" in take.loras and take.model == "tiny-sd15" == record.model
         ada_steps = [use for use in engine.adapter_log if use.character == "Ada"]
         plate_steps = [use for use in engine.adapter_log if use.character is None]
         assert ada_steps and all(len(use.unet) == 1 for use in ada_steps)  # her LoRA, and only it
         assert plate_steps and all(use.unet == () for use in plate_steps)  # the plate: no character LoRA
-        again = _generate(scene, [shot.name], profile="final", options={"steps": 2})
+        again = _generate(scene, [shot.name], profile="final",
+                          options={**generation.project_options(scene), "steps": 2})
         assert again.skipped == [shot.name]
     finally:
         torch.set_num_threads(threads)
