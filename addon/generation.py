@@ -257,7 +257,8 @@ class GenerationBatch:
     """Generate some shots: ``step()`` until it returns False, ``cancel()`` any time (Esc)."""
 
     def __init__(self, scene, shot_names: list[str], *, force: bool = False, variations: int | None = None,
-                 profile: str | None = None, options: dict | None = None, worker: GenerationWorker | None = None, pass_scale: float = 1.0):
+                 profile: str | None = None, options: dict | None = None, worker: GenerationWorker | None = None,
+                 pass_scale: float = 1.0):
         project = scene.standin.project
         self.scene_name = scene.name
         self.force = force
@@ -267,7 +268,6 @@ class GenerationBatch:
         self.worker = worker or _project_worker(scene)
         self.backend = project.backend_url
         self.summary = Summary()
-        self.started = time.monotonic()
         self._waiting: dict[str, int] = {}  # shot → takes still expected from the worker
         self._cancelled = False
         for name in shot_names:
@@ -290,19 +290,19 @@ class GenerationBatch:
 
     @property
     def progress(self) -> tuple[int, int, str]:
-        """(done, total, what) for a progress bar: passes first, then the backend's steps."""
-        pending = [self.scene.standin.shots.get(n) for n in self._waiting]
-        steps = sum(s.job_step for s in pending if s is not None)
-        total = sum(max(1, s.job_total) for s in pending if s is not None)
-        if self.passes.progress is not None and self.passes.busy:
-            p = self.passes.progress
-            return p.done, p.total, f"passes {p.shot} {p.done}/{p.total}"
-        running = [s for s in pending if s is not None and s.generation == "RUNNING"]
-        what = ", ".join(f"{s.name} step {s.job_step}/{s.job_total}"
-                         + (f" frame {s.job_frame}" if s.job_frame >= 0 else "")
-                         + (f" ~{s.job_eta:.0f} s left" if s.job_eta >= 0 else "")
-                         for s in running[:2]) or "waiting for the backend"
-        return steps, max(total, 1), what
+        """(done, total, what) for a progress bar: the passes while they render, then the backend's steps."""
+        if self.passes.busy and self.passes.progress is not None:
+            passes = self.passes.progress
+            return passes.done, passes.total, f"passes {passes.shot} {passes.done}/{passes.total}"
+        shots = [shot for name in self._waiting if (shot := self.scene.standin.shots.get(name)) is not None]
+        done = sum(shot.job_step for shot in shots)
+        total = sum(max(1, shot.job_total) for shot in shots)
+        running = [shot for shot in shots if shot.generation == "RUNNING"]
+        what = ", ".join(f"{shot.name} step {shot.job_step}/{shot.job_total}"
+                         + (f" frame {shot.job_frame}" if shot.job_frame >= 0 else "")
+                         + (f" ~{shot.job_eta:.0f} s left" if shot.job_eta >= 0 else "")
+                         for shot in running[:2]) or "waiting for the backend"
+        return done, max(total, 1), what
 
     def abandon(self) -> None:
         """Stop at once without touching the scene again (it is being unloaded)."""

@@ -400,3 +400,28 @@ def test_renaming_a_shot_takes_its_passes_and_takes_along(blocked, tmp_path):
     assert again.skipped == ["SQ010_SH0005"], again.messages
     package = json.loads((new_folder / "passes" / "shot.json").read_text())
     assert package["shot"] == "SQ010_SH0005"  # the package follows the name without a render
+
+
+def test_progress_reads_passes_then_the_backends_steps(scene, tmp_path):
+    names = _block(scene, tmp_path / "project" / "scene.blend")
+    server = LiveServer(create_app(SlowSketch(), tmp_path / "backend"))
+    try:
+        scene.standin.project.backend_url = server.url
+        batch = generation.GenerationBatch(scene, names[:1])
+        batch.step()
+        done, total, what = batch.progress
+        assert what.startswith(f"passes {names[0]}") and 0 < done <= total and total >= FRAMES  # frames + background
+        deadline = time.monotonic() + 60
+        shot = scene.standin.shots[names[0]]
+        while shot.generation != "RUNNING" or not shot.job_total:
+            assert batch.step() and time.monotonic() < deadline
+            time.sleep(0.02)
+        done, total, what = batch.progress
+        assert what.startswith(f"{names[0]} step ") and total == FRAMES and done <= total
+        batch.cancel()
+        while batch.step():
+            time.sleep(0.02)
+        assert batch.finished and batch not in generation.running_batches()
+    finally:
+        generation.close_workers()
+        server.stop()
