@@ -13,6 +13,7 @@ from fractions import Fraction
 
 import bpy
 import cv2
+import movies
 import numpy as np
 import pytest
 
@@ -51,15 +52,7 @@ def _give_take(scene, shot, colours: dict, size=(128, 72), clip: list | None = N
             cv2.imwrite(str(staged.path(takes.frame_file(frame))), pixels)
         if clip:
             with av.open(str(staged.path(takes.CLIP_FILE)), "w") as out:
-                stream = out.add_stream("libx264", rate=24)
-                stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
-                for colour in clip:
-                    pixels = np.zeros((size[1], size[0], 3), np.uint8)
-                    pixels[:] = colour
-                    for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
-                        out.mux(packet)
-                for packet in stream.encode():
-                    out.mux(packet)
+                movies.flush(out, movies.encode_colours(out, clip, size, 24))
         folder = staged.commit(takes.TakeRecord(name="", shot=shot.name, seed=321, profile="preview",
                                                 engine="sketch", prompts={"prompt": f"{shot.name} prompt"}))
     take = shot.takes.add()

@@ -3,7 +3,7 @@ back by FFmpeg's decoder frame by frame."""
 
 import fractions
 
-import numpy as np
+import movies
 import pytest
 
 from standin.addon import mp4_join
@@ -16,43 +16,16 @@ RATE = fractions.Fraction(24000, 1001)
 def _encode(path, colours, size=(64, 48), b_frames=0, sound_seconds=0.0):
     """An MP4 whose frame i is filled with colours[i] (RGB); with AAC sound when asked."""
     with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=RATE)
-        stream.width, stream.height = size
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"bf": str(b_frames), "g": "12", "preset": "ultrafast" if not b_frames else "fast"}
-        audio = out.add_stream("aac", rate=48000) if sound_seconds else None
-        for colour in colours:
-            pixels = np.zeros((size[1], size[0], 3), np.uint8)
-            pixels[:] = colour
-            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-        if audio is not None:
-            samples = int(48000 * sound_seconds)
-            tone = (0.2 * np.sin(np.arange(samples) * 2 * np.pi * 440 / 48000)).astype(np.float32)
-            for start in range(0, samples, 1024):
-                frame = av.AudioFrame.from_ndarray(tone[None, start:start + 1024], format="fltp", layout="mono")
-                frame.sample_rate = 48000
-                for packet in audio.encode(frame):
-                    out.mux(packet)
-            for packet in audio.encode():
-                out.mux(packet)
+        stream = movies.encode_colours(out, colours, size, RATE, b_frames)
+        movies.flush(out, stream)
+        if sound_seconds:
+            movies.encode_tone(out, sound_seconds)
     return path
 
 
 def _sound_only(path, seconds):
     with av.open(str(path), "w") as out:
-        audio = out.add_stream("aac", rate=48000)
-        samples = int(48000 * seconds)
-        tone = (0.2 * np.sin(np.arange(samples) * 2 * np.pi * 440 / 48000)).astype(np.float32)
-        for start in range(0, samples, 1024):
-            frame = av.AudioFrame.from_ndarray(tone[None, start:start + 1024], format="fltp", layout="mono")
-            frame.sample_rate = 48000
-            for packet in audio.encode(frame):
-                out.mux(packet)
-        for packet in audio.encode():
-            out.mux(packet)
+        movies.encode_tone(out, seconds)
     return path
 
 
