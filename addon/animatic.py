@@ -32,7 +32,7 @@ from typing import Generator
 
 import bpy
 
-from . import edit_list, formats, framing, mp4_join, playblast, shots, takes
+from . import edit_list, formats, framing, mp4_join, playblast, project_paths, shots, takes
 from .edit_list import EditList, Event, Rate, ShotInput, SoundInput, TakeInput
 
 EDIT_SCENE = "StandIn Edit"
@@ -82,11 +82,11 @@ class AnimaticResult:
 
 def output_root(scene) -> pathlib.Path:
     """The project output folder (``//standin/`` next to the .blend unless set otherwise)."""
-    output = scene.standin.project.output_dir or "//standin/"
-    if output.startswith("//") and not bpy.data.filepath:
+    root = project_paths.output_root(scene)
+    if root is None:
         raise AnimaticError("Save the .blend first: the output folder is relative to it "
                             "(or set an absolute output folder in the Project panel).")
-    return pathlib.Path(bpy.path.abspath(output))
+    return root
 
 
 def cache_root(scene) -> pathlib.Path:

@@ -16,11 +16,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Generator
 
-import bpy
 import cv2
 import numpy as np
 
-from . import framing, openpose, pass_images, scene_reader, shot_package
+from . import framing, openpose, pass_images, project_paths, scene_reader, shot_package
 from .render_passes import PassRenderer
 from .shot_spec import ShotSpec
 
@@ -60,12 +59,12 @@ def package_dir_for(scene, shot_name: str, out_root: pathlib.Path | None = None)
     """``--out DIR`` → ``DIR/<shot>``; else ``<project output>/<shot>/passes`` next to the .blend."""
     if out_root is not None:
         return pathlib.Path(out_root) / shot_name
-    output = scene.standin.project.output_dir or "//standin/"
-    if output.startswith("//") and not bpy.data.filepath:
+    root = project_paths.output_root(scene)
+    if root is None:
         raise shot_package.PackageError(
             "Save the .blend first: the output folder is relative to it (or set an absolute output folder)."
         )
-    return pathlib.Path(bpy.path.abspath(output)) / shot_name / "passes"
+    return root / shot_name / "passes"
 
 
 def _horizontal_optics(spec: ShotSpec, frame: int) -> tuple[float, float, float]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import bpy
 from mathutils import Matrix
 
-from . import animation, camera_moves, formats, framing, rig, shot_names
+from . import animation, camera_moves, formats, framing, project_paths, rig, shot_names
 
 CAMERA_COLLECTION = "StandIn Cameras"
 DEFAULT_DURATION = 48
@@ -245,10 +245,9 @@ def _move_output_folder(scene, shot, old: str, new: str) -> None:
     """A renamed shot takes its passes and takes along: ``<output>/<old>/`` becomes ``<output>/<new>/``."""
     import pathlib
 
-    output = scene.standin.project.output_dir or "//standin/"
-    if output.startswith("//") and not bpy.data.filepath:
+    root = project_paths.output_root(scene)
+    if root is None:
         return  # nothing was written next to an unsaved file
-    root = pathlib.Path(bpy.path.abspath(output))
     source, target = root / old, root / new
     if not source.is_dir():
         return
@@ -263,7 +262,7 @@ def _move_output_folder(scene, shot, old: str, new: str) -> None:
         folder = pathlib.Path(bpy.path.abspath(take.folder))
         if folder.is_relative_to(source):
             moved = target / folder.relative_to(source)
-            take.folder = bpy.path.relpath(str(moved)) if bpy.data.filepath else str(moved)
+            take.folder = project_paths.blend_relative(moved)
     image = bpy.data.images.get(f"StandIn take {old}")
     if image is not None:
         bpy.data.images.remove(image)  # shown again from the moved folder below
