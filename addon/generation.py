@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import bpy
 
-from . import pass_pipeline, shot_package, take_display, takes
+from . import pass_pipeline, project_paths, shot_package, take_display, takes
 from .backend_client import BackendClient
 from .generation_job import GenerationRequest, GenerationWorker, Update
 
@@ -32,17 +32,16 @@ _IN_FLIGHT = ("QUEUED", "RUNNING")
 # -- what a shot's next take is made of ------------------------------------------------------------
 
 
-def shot_dir_for(scene, shot_name: str) -> pathlib.Path:
-    """Where a shot's takes go: ``<project output>/<shot>/`` (its passes are in ``passes/`` there)."""
-    return pass_pipeline.package_dir_for(scene, shot_name).parent
-
-
-def record_from_package(package_dir: pathlib.Path, shot_name: str, seed: int, profile: str,
-                        options: dict) -> dict:
-    """The take record known before the job runs: prompts, LoRAs, inputs hash (from shot.json)."""
+def read_package(package_dir: pathlib.Path, shot_name: str) -> dict:
+    """The shot package's shot.json, or PackageError when the passes are not complete."""
     data = shot_package.read_shot_json(package_dir)
     if data is None:
         raise shot_package.PackageError(f"{shot_name} has no complete passes at {package_dir}: render them again.")
+    return data
+
+
+def record_from_package(data: dict, shot_name: str, seed: int, profile: str, options: dict) -> dict:
+    """The take record known before the job runs: prompts, LoRAs, inputs hash (from shot.json ``data``)."""
     characters = data.get("characters", [])
     loras = [{"character": c["name"], "file": c.get("lora_file", ""), "trigger": c.get("lora_trigger", ""),
               "weight": c.get("lora_weight", 0.0)} for c in characters if c.get("lora_file")]
@@ -64,30 +63,15 @@ def inputs_hash_of(shot_json: dict, seed: int, profile: str, options: dict) -> s
     return takes.inputs_hash(package, seed, profile, "", options)
 
 
-def is_up_to_date(shot, package_dir: pathlib.Path, profile: str, options: dict) -> bool:
-    """True when the shot's active take was made from exactly these inputs."""
+def is_up_to_date(shot, data: dict, profile: str, options: dict) -> bool:
+    """True when the shot's active take, still on disk, was made from exactly these inputs (``data``:
+    the package's shot.json)."""
     take = shot.active_take
-    data = shot_package.read_shot_json(package_dir)
-    if take is None or data is None or not take.inputs_hash:
+    if take is None or not take.inputs_hash:
         return False
-    if not _take_folder_ok(take):
+    if takes.read_take(take_display.take_folder(take)) is None:
         return False
     return take.inputs_hash == inputs_hash_of(data, shot.seed, profile, options)
-
-
-def _take_folder_ok(take) -> bool:
-    folder = pathlib.Path(bpy.path.abspath(take.folder))
-    return takes.read_take(folder) is not None
-
-
-def _relative(path: pathlib.Path) -> str:
-    """Blender-relative (``//…``) when the .blend is saved, so a moved project keeps its takes."""
-    if bpy.data.filepath:
-        try:
-            return bpy.path.relpath(str(path))
-        except ValueError:  # another drive
-            pass
-    return str(path)
 
 
 # -- applying what the worker reports ----------------------------------------------------------------
@@ -97,7 +81,7 @@ def record_take(scene, shot, folder: pathlib.Path, record: takes.TakeRecord):
     """Add a finished take to its shot and make it the active one."""
     entry = shot.takes.add()
     entry.name = record.name
-    entry.folder = _relative(folder)
+    entry.folder = project_paths.blend_relative(folder)
     entry.seed = record.seed
     entry.profile = record.profile
     entry.engine = record.engine
@@ -133,7 +117,6 @@ def _clear_job(shot) -> None:
     shot.job_id = ""
     shot.job_backend = ""
     shot.job_request = ""
-    shot.job_inputs_hash = ""
     shot.job_step = shot.job_total = 0
     shot.job_frame = -1
     shot.job_eta = -1.0
@@ -337,17 +320,17 @@ class GenerationBatch:
                 self.summary.messages.append(result.message)
             return
         try:
-            if not self.force and self.variations == 1 and is_up_to_date(shot, result.package_dir, self.profile,
-                                                                         self.options):
+            data = read_package(result.package_dir, shot.name)
+            if not self.force and self.variations == 1 and is_up_to_date(shot, data, self.profile, self.options):
                 shot.generation = "DONE"
                 shot.job_message = "unchanged since its active take"
                 self.summary.skipped.append(shot.name)
                 return
-            shot_dir = shot_dir_for(scene, shot.name)
+            shot_dir = result.package_dir.parent  # <output>/<shot>/: passes/ and the takes beside it
             requests = []
             for n in range(self.variations):
                 seed = (shot.seed + n) % 2**32
-                record = record_from_package(result.package_dir, shot.name, seed, self.profile, self.options)
+                record = record_from_package(data, shot.name, seed, self.profile, self.options)
                 record["backend"] = self.backend
                 spec = {"profile": self.profile, "seed": seed, "takes": 1, "options": self.options}
                 requests.append(GenerationRequest(shot.name, result.package_dir, shot_dir, spec, record))
@@ -361,7 +344,6 @@ class GenerationBatch:
         shot.job_message = "sent to the backend"
         shot.job_backend = self.backend
         shot.job_request = json.dumps(_request_json(requests[0]))
-        shot.job_inputs_hash = requests[0].record["inputs_hash"]
         self._waiting[shot.name] = len(requests)
         for request in requests:
             self.worker.submit(request)

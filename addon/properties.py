@@ -339,7 +339,6 @@ class StandInShot(PropertyGroup):
     job_total: IntProperty(min=0)
     job_frame: IntProperty(default=-1, description="The frame the backend is working on (-1: none yet)")
     job_eta: FloatProperty(default=-1.0)
-    job_inputs_hash: StringProperty(description="Inputs hash of the job in flight")
     job_request: StringProperty(description="The job in flight's record-to-be, as JSON")
 
     @property

@@ -7,7 +7,7 @@ import pathlib
 
 import bpy
 
-from . import pass_display, takes
+from . import pass_display, project_paths, takes
 
 _IMAGE_PREFIX = "StandIn take "
 _previews = None
@@ -21,13 +21,9 @@ def take_folder(take) -> pathlib.Path:
     return pathlib.Path(bpy.path.abspath(take.folder))
 
 
-def _blend_relative(path: pathlib.Path) -> str:
-    if bpy.data.filepath:
-        try:
-            return bpy.path.relpath(str(path))
-        except ValueError:
-            pass
-    return str(path)
+def _frames_of(take) -> dict[int, pathlib.Path]:
+    folder = take_folder(take)
+    return takes.frame_files(folder) if folder.is_dir() else {}
 
 
 def load_take_image(shot):
@@ -35,13 +31,13 @@ def load_take_image(shot):
     take = shot.active_take
     if take is None:
         return None
-    frames = takes.frame_files(take_folder(take)) if take_folder(take).is_dir() else {}
+    frames = _frames_of(take)
     if not frames:
         raise FileNotFoundError(f"{shot.name} {take.name}: its folder {take.folder} has no frames any more.")
     first_frame, first_path = next(iter(frames.items()))
     name = image_name(shot.name)
     image = bpy.data.images.get(name)
-    wanted = _blend_relative(first_path)
+    wanted = project_paths.blend_relative(first_path)
     if image is None or image.filepath != wanted:
         if image is not None:
             bpy.data.images.remove(image)
@@ -84,7 +80,7 @@ def show(scene, shot, context=None) -> None:
         user.use_auto_refresh = True
         camera.show_background_images = True
     pass_display.show_in_image_editor(context or bpy.context, image)
-    thumbnail_icon(shot, reload=True)
+    _thumbnail(shot.active_take.folder, pathlib.Path(bpy.path.abspath(image.filepath)), reload=True)
 
 
 def clear(shot) -> None:
@@ -106,31 +102,35 @@ def set_opacity(scene, opacity: float) -> None:
 _thumbnail_of_folder: dict[str, int] = {}
 
 
-def thumbnail_icon(shot, reload: bool = False) -> int:
+def thumbnail_icon(shot) -> int:
     """Icon id of the active take's first frame for the shot list (0 when there is none).
 
     Called on every redraw of the list: the folder is listed once, then the icon comes from a cache.
     """
-    global _previews
     take = shot.active_take
     if take is None:
         return 0
-    if not reload and take.folder in _thumbnail_of_folder:
+    if take.folder in _thumbnail_of_folder:
         return _thumbnail_of_folder[take.folder]
-    folder = take_folder(take)
-    frames = takes.frame_files(folder) if folder.is_dir() else {}
-    if not frames:
-        _thumbnail_of_folder[take.folder] = 0
+    frames = _frames_of(take)
+    return _thumbnail(take.folder, next(iter(frames.values())) if frames else None)
+
+
+def _thumbnail(folder_key: str, first_frame: pathlib.Path | None, reload: bool = False) -> int:
+    """Load (or reload) the preview of ``first_frame`` and remember it for the take folder."""
+    global _previews
+    if first_frame is None:
+        _thumbnail_of_folder[folder_key] = 0
         return 0
     if _previews is None:
         import bpy.utils.previews
 
         _previews = bpy.utils.previews.new()
-    key = str(next(iter(frames.values())))
+    key = str(first_frame)
     if key in _previews and reload:
         _previews[key].reload()
     icon = _previews.get(key) or _previews.load(key, key, "IMAGE")
-    _thumbnail_of_folder[take.folder] = icon.icon_id
+    _thumbnail_of_folder[folder_key] = icon.icon_id
     return icon.icon_id
 
 
