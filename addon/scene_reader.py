@@ -124,14 +124,6 @@ class CameraView:
         return self.sees(corners)
 
 
-def points_in_view(scene, camera, points, margin: float = 0.02) -> bool:
-    return CameraView(scene, camera).sees([tuple(p) for p in points], margin)
-
-
-def joints_in_view(scene, camera, joints) -> bool:
-    return CameraView(scene, camera).sees_body([tuple(j) for j in joints])
-
-
 def _pose_digest(armature) -> str:
     """Every pose bone's matrix at the current frame, as one hash (rounded like the rest)."""
     bones = armature.pose.bones

@@ -37,7 +37,7 @@ def _shots_seeing(scene, stand_in) -> list[str]:
         for frame in (shot.frame_start, shot.frame_end):
             scene.frame_set(frame)
             joints = list(rig.joint_positions(stand_in).values())
-            if scene_reader.joints_in_view(scene, shot.camera, joints):
+            if scene_reader.CameraView(scene, shot.camera).sees_body([tuple(j) for j in joints]):
                 seen.append(shot.name)
                 break
     return seen
