@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import functools
 import http.server
+import itertools
 import io
 import json
 import socket
@@ -55,19 +56,16 @@ class PacedSketchEngine(SketchEngine):
 
 
 @pytest.fixture
-def serve(tmp_path):
-    """``serve(engine=None, token=None) -> LiveServer`` with its own data folder; stopped at teardown."""
-    servers = []
+def serve(serve, tmp_path):
+    """``serve(engine=None, token=None) -> LiveServer`` with its own data folder (conftest's ``serve``
+    stops it at teardown)."""
+    started = itertools.count()
 
     def start(engine=None, token=None, **options) -> LiveServer:
-        data_dir = tmp_path / f"backend-data-{len(servers)}"
-        server = LiveServer(create_app(engine or SketchEngine(), data_dir, token=token, **options))
-        servers.append(server)
-        return server
+        data_dir = tmp_path / f"backend-data-{next(started)}"
+        return serve(create_app(engine or SketchEngine(), data_dir, token=token, **options))
 
-    yield start
-    for server in reversed(servers):
-        server.stop()
+    return start
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import zipfile
 from standin.ai_backend.server import ARCHIVE_CHUNK, create_app, results_archive
 
 from backend.test_jobs import InvertEngine  # noqa: E402 (tests/ is on pythonpath)
-from backend.test_server import (assert_error, client, data_dir, direct_run, package_files, serve,  # noqa: F401
+from backend.test_server import (assert_error, client, data_dir, direct_run, package_files,  # noqa: F401
                                  submit, wait_state, zip_package)
 
 #: general purpose bit 3: sizes and CRC follow the data instead of being in the header

@@ -42,21 +42,6 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def serve():
-    """``serve(app) -> LiveServer``; every server started is stopped at teardown."""
-    servers = []
-
-    def start(app) -> LiveServer:
-        server = LiveServer(app)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in reversed(servers):
-        server.stop()
-
-
-@pytest.fixture
 def data_dir(tmp_path):
     return tmp_path / "data"
 
