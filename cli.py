@@ -190,21 +190,35 @@ def run_animatic(args) -> int:
 
 def demo_generate(bpy, scene, passes_scale: float) -> int:
     """The demo's last step: every shot through a local sketch backend into takes, saved in the .blend."""
-    from .addon import generation, local_backend
+    return generate_and_save(bpy, scene, [s.name for s in scene.standin.shots], local_engine="sketch",
+                             local_failure="the demo's takes need the local backend: ", passes_scale=passes_scale)
 
+
+def generate_and_save(bpy, scene, names: list[str], *, local_engine: str | None = None, url: str = "",
+                      token: str = "", local_failure: str = "", **options) -> int:
+    """Generate ``names`` — through a local backend with ``local_engine`` started for the run, else
+    the backend at ``url`` — then save the .blend with its takes; 0 when every shot got its take."""
+    from .addon import generation
+
+    project = scene.standin.project
+    configured_url = project.backend_url
+    local = None
+    if local_engine:
+        from .addon import local_backend
+
+        try:
+            local = local_backend.LocalBackend(engine=local_engine).start()
+        except local_backend.LocalBackendError as error:
+            print(f"standin: {local_failure}{error}", file=sys.stderr)
+            return 1
+        url, token = local.url, ""
     try:
-        backend = local_backend.LocalBackend().start()
-    except local_backend.LocalBackendError as error:
-        print(f"standin: the demo's takes need the local backend: {error}", file=sys.stderr)
-        return 1
-    configured_url = scene.standin.project.backend_url
-    try:
-        summary = generate_shots(scene, [s.name for s in scene.standin.shots], backend.url, "",
-                                 passes_scale=passes_scale)
+        summary = generate_shots(scene, names, url, token, **options)
     finally:
         generation.close_workers()
-        backend.stop()
-        scene.standin.project.backend_url = configured_url
+        if local is not None:
+            local.stop()
+            project.backend_url = configured_url  # the local backend's port is gone after this run
     _quietly(bpy.ops.wm.save_mainfile)
     return 0 if summary.ok else 1
 
@@ -362,31 +376,10 @@ def run_generate(args) -> int:
         print("standin: --takes must be between 1 and 8.", file=sys.stderr)
         return 2
     project = scene.standin.project
-    configured_url = project.backend_url
-    local = None
-    if args.engine:
-        from .addon import local_backend
-
-        try:
-            local = local_backend.LocalBackend().start()
-        except local_backend.LocalBackendError as error:
-            print(f"standin: {error}", file=sys.stderr)
-            return 1
-        url, token = local.url, ""
-    else:
-        url = args.backend or project.backend_url
-        token = args.token if args.token is not None else project.backend_token
-    try:
-        summary = generate_shots(scene, names, url, token, args.profile, args.takes, args.force, args.passes_scale)
-    finally:
-        from .addon import generation
-
-        generation.close_workers()
-        if local is not None:
-            local.stop()
-            project.backend_url = configured_url  # the local backend's port is gone after this run
-    _quietly(bpy.ops.wm.save_mainfile)
-    return 0 if summary.ok else 1
+    token = args.token if args.token is not None else project.backend_token
+    return generate_and_save(bpy, scene, names, local_engine=args.engine, url=args.backend or project.backend_url,
+                             token=token, profile=args.profile, variations=args.takes, force=args.force,
+                             passes_scale=args.passes_scale)
 
 
 def main(argv: list[str] | None = None) -> int:
