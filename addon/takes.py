@@ -187,10 +187,3 @@ class StagedTake:
             self.discard()
         return False
 
-
-def remove_stale_staging(shot_dir: pathlib.Path) -> None:
-    """Throw away staging folders left by an interrupted download."""
-    shot_dir = pathlib.Path(shot_dir)
-    if shot_dir.is_dir():
-        for leftover in shot_dir.glob(f"{_STAGING_PREFIX}take-*"):
-            shutil.rmtree(leftover, ignore_errors=True)
